@@ -1,0 +1,1 @@
+"""Object-store exchange and per-task commits for resumable queries (not yet implemented)."""

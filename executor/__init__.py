@@ -1,0 +1,1 @@
+"""Native, vectorized execution of Spark's optimized plans on Arrow (not yet implemented)."""

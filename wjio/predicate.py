@@ -1,0 +1,118 @@
+"""Predicates: validation, the columns they reference, and row-group pruning.
+
+A filter is a ``pyarrow.compute`` expression (or pyarrow's DNF ``filters=[...]``, converted
+by pyarrow). Pruning by min/max/null statistics and by Hive partition values is Arrow's own
+(``ParquetFileFragment.subset`` over a footer-only buffer), so its three-valued logic and its
+type handling are the ones pyarrow uses; wjio never re-implements statistics semantics. The
+predicate is applied again to the decoded rows, so pruning only ever saves work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from wjio import errors
+
+_BIND_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError)
+_FORMAT = ds.ParquetFileFormat()
+
+
+def normalize(filter: pc.Expression | None, filters: Sequence | None) -> pc.Expression | None:
+    """One expression from either form; both at once is ambiguous and refused."""
+    if filter is not None and filters is not None:
+        raise ValueError("give either filter= (an expression) or filters= (DNF), not both")
+    if filters is not None:
+        try:
+            return pq.filters_to_expression(filters)
+        except (TypeError, ValueError, pa.ArrowException) as e:
+            raise errors.InvalidPredicateError(f"invalid DNF filters {filters!r}: {e}") from e
+    if filter is not None and not isinstance(filter, pc.Expression):
+        raise errors.InvalidPredicateError(
+            f"filter must be a pyarrow.compute.Expression, got {type(filter).__name__}"
+        )
+    return filter
+
+
+def validate(expr: pc.Expression, schema: pa.Schema, where: str) -> None:
+    """Raise :class:`InvalidPredicateError` unless ``expr`` is a boolean predicate on ``schema``."""
+    try:
+        schema.empty_table().filter(expr)
+    except _BIND_ERRORS as e:
+        raise errors.InvalidPredicateError(
+            f"filter {expr} is not a valid boolean predicate on {where}: {_first_line(e)}",
+            uri=where,
+        ) from e
+
+
+def referenced_columns(expr: pc.Expression, schema: pa.Schema) -> set[str]:
+    """Top-level columns ``expr`` references (it must already be valid on ``schema``).
+
+    pyarrow does not expose an expression's field references, so we ask Arrow by binding:
+    a set of columns is unreferenced iff the expression still binds without them. Splitting
+    the set in halves finds k references among n columns in O(k log n) bindings.
+    """
+    empty = schema.empty_table()
+
+    def binds_without(names: list[str]) -> bool:
+        try:
+            empty.drop_columns(names).filter(expr)
+            return True
+        except _BIND_ERRORS:
+            return False
+
+    found: set[str] = set()
+    stack = [list(schema.names)]
+    while stack:
+        names = stack.pop()
+        if not names or binds_without(names):
+            continue
+        if len(names) == 1:
+            found.add(names[0])
+            continue
+        mid = len(names) // 2
+        stack += [names[:mid], names[mid:]]
+    return found
+
+
+def surviving_row_groups(
+    footer_only: pa.Buffer,
+    expr: pc.Expression | None,
+    dataset_schema: pa.Schema,
+    partition_expr: pc.Expression | None,
+    num_row_groups: int,
+) -> list[int]:
+    """Indices of the row groups that may hold rows satisfying ``expr``."""
+    if expr is None:
+        return list(range(num_row_groups))
+    fragment = _FORMAT.make_fragment(footer_only, partition_expression=partition_expr)
+    subset = fragment.subset(filter=expr, schema=dataset_schema)
+    return [rg.id for rg in subset.row_groups]
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).split("\n", 1)[0]
+
+
+def surviving_files(
+    partition_exprs: list[pc.Expression | None], expr: pc.Expression, schema: pa.Schema
+) -> list[int]:
+    """Indices of the files whose Hive partition values may satisfy ``expr``.
+
+    Arrow's dataset prunes fragments by partition expression without opening them; the paths
+    are placeholders that are never read.
+    """
+    paths = [f"f{i}" for i in range(len(partition_exprs))]
+    parts = [p if p is not None else pc.scalar(True) for p in partition_exprs]
+    dataset = ds.FileSystemDataset.from_paths(
+        paths, schema=schema, format=_FORMAT, filesystem=_NO_FS, partitions=parts
+    )
+    return [int(f.path[1:]) for f in dataset.get_fragments(filter=expr)]
+
+
+_NO_FS = pafs.LocalFileSystem()

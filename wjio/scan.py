@@ -1,0 +1,405 @@
+"""``ParquetScan``: plan the exact byte ranges, fetch them in parallel, decode as they land.
+
+Phases of one scan:
+
+1. **discover** the objects (one object, or every data file under a prefix, with Hive
+   partition values);
+2. **footers**: one speculative suffix GET per file, all files at once;
+3. **plan**: common schema, projection, filter columns, row groups surviving pruning, and per
+   row group the coalesced/split byte ranges of the needed column chunks, in file order;
+4. **fetch + decode**: row groups are fetched in order, many ranges in flight across files,
+   each reserving its bytes from the memory budget first; a row group is decoded in a thread
+   as soon as its ranges have arrived; batches are yielded in order.
+
+Every GET after the footer carries ``If-Match`` with the footer's ETag, so an object replaced
+mid-scan fails loudly instead of mixing versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from wjio import errors, predicate
+from wjio.budget import MemoryBudget
+from wjio.columns import Projection, plan_projection
+from wjio.dataset import (
+    DataFile,
+    common_schema,
+    data_files,
+    partition_expression,
+    partition_schema,
+    partition_values,
+)
+from wjio.decode import decode_row_group
+from wjio.footer import Footer, read_footer
+from wjio.options import ScanOptions, StoreOptions
+from wjio.ranges import ByteRange, column_chunk_range, plan_fetch
+from wjio.stats import ScanStats
+from wjio.store import S3Store, shared_store
+from wjio.uri import S3Path
+
+
+@dataclass(frozen=True)
+class RowGroupTask:
+    """One row group of one file: what to fetch and how much memory it will hold."""
+
+    footer: Footer
+    row_group: int
+    partition: dict[str, pa.Scalar]
+    fetch: tuple[ByteRange, ...]
+    needed_bytes: int
+    reserve_bytes: int
+    """Fetched bytes plus the decoded size estimate (uncompressed size of the chunks)."""
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    schema: pa.Schema
+    """Schema of the whole dataset (file columns, then partition columns)."""
+    projection: Projection
+    predicate: pc.Expression | None
+    tasks: tuple[RowGroupTask, ...]
+    files: tuple[DataFile, ...]
+
+
+class ParquetScan:
+    """A scan of Parquet on S3 (one object, several, or every data file under a prefix).
+
+    Parameters
+    ----------
+    source
+        ``s3://bucket/key`` of one object, ``s3://bucket/prefix/`` of a dataset, or a list
+        of either.
+    columns
+        Columns to return (top-level names or dotted struct paths); default all.
+    filter, filters
+        A ``pyarrow.compute`` expression, or pyarrow's DNF list. Prunes row groups by
+        statistics and partitions by value, then is applied exactly to the decoded rows.
+    store, options
+        :class:`StoreOptions` and :class:`ScanOptions`.
+
+    A scan runs once: iterate it (``async for batch in scan``) or call ``to_table()`` /
+    ``to_reader()`` / ``to_batches()``; ``scan.stats`` then holds its counters.
+    """
+
+    def __init__(
+        self,
+        source: str | Sequence[str],
+        *,
+        columns: Sequence[str] | None = None,
+        filter: pc.Expression | None = None,
+        filters: Sequence | None = None,
+        store: StoreOptions | None = None,
+        options: ScanOptions | None = None,
+    ) -> None:
+        sources = [source] if isinstance(source, str) else list(source)
+        if not sources:
+            raise ValueError("ParquetScan needs at least one source URI")
+        self.paths = [S3Path.parse(s) for s in sources]
+        self.where = sources[0] if len(sources) == 1 else f"{sources[0]} (+{len(sources) - 1})"
+        self.columns = columns
+        self.filter = predicate.normalize(filter, filters)
+        self.store_options = store or StoreOptions()
+        self.options = options or ScanOptions()
+        self.stats = ScanStats()
+        self._plan: ScanPlan | None = None
+        self._started = False
+        self._t0: float | None = None
+
+    # -- planning ----------------------------------------------------------------------------
+
+    async def plan(self) -> ScanPlan:
+        """Discover files, read footers, prune and plan ranges (once)."""
+        if self._plan is None:
+            self._t0 = self._t0 or time.perf_counter()
+            self._plan = await self._make_plan(shared_store(self.store_options))
+        return self._plan
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The output schema (available after :meth:`plan`, or call it via sync API)."""
+        if self._plan is None:
+            raise RuntimeError("the scan is not planned yet: await scan.plan() first")
+        return self._plan.projection.output
+
+    async def _make_plan(self, store: S3Store) -> ScanPlan:
+        files, known = await self._discover(store)
+        partitions = partition_schema(files, self.where)
+        expr = self.filter
+        if expr is not None and partitions.names and len(files) > 1:
+            files = await self._prune_partitions(store, files, known, partitions, expr)
+        footers = await self._read_footers(store, files, known)
+        schema = common_schema(footers, partitions, self.where)
+        filter_columns: set[str] = set()
+        if expr is not None:
+            predicate.validate(expr, schema, self.where)
+            filter_columns = predicate.referenced_columns(expr, schema)
+        parquet_schema = footers[0].metadata.schema if footers else None
+        projection = plan_projection(
+            schema, partitions.names, parquet_schema, self.columns, filter_columns, self.where
+        )
+        tasks: list[RowGroupTask] = []
+        for file, footer in zip(files, footers, strict=True):
+            tasks += self._plan_file(file, footer, schema, partitions, projection, expr)
+        self.stats.bytes_needed = sum(t.needed_bytes for t in tasks)
+        return ScanPlan(schema, projection, expr, tuple(tasks), tuple(files))
+
+    async def _discover(self, store: S3Store) -> tuple[list[DataFile], dict[S3Path, Footer]]:
+        files: list[DataFile] = []
+        known: dict[S3Path, Footer] = {}
+        for path in self.paths:
+            if not path.is_prefix:
+                # Most often a single object: its footer read doubles as the existence check,
+                # saving a dependent round trip. Only if there is no such object, list it as a
+                # prefix (s3://b/table means s3://b/table/ when that is a directory).
+                try:
+                    footer = await read_footer(
+                        store, path, etag=None, options=self.options, stats=self.stats
+                    )
+                except errors.ObjectNotFoundError:
+                    pass
+                else:
+                    files.append(DataFile(footer.info))
+                    known[path] = footer
+                    continue
+                path = path.child(path.key + "/")
+            listed = await store.list(path, stats=self.stats)
+            found = data_files(path, listed)
+            if not found:
+                raise errors.ObjectNotFoundError(
+                    f"{path}: no such object, and no data files under it as a prefix"
+                    + (f" ({len(listed)} objects skipped as non-data)" if listed else ""),
+                    uri=str(path),
+                )
+            files += found
+        self.stats.files = len(files)
+        return files, known
+
+    async def _prune_partitions(
+        self,
+        store: S3Store,
+        files: list[DataFile],
+        known: dict[S3Path, Footer],
+        partitions: pa.Schema,
+        expr: pc.Expression,
+    ) -> list[DataFile]:
+        """Drop files whose partition values cannot match, before reading their footers.
+
+        Binding the filter needs the file columns' types, so one footer is read first: one
+        more round trip, instead of a footer request for every pruned partition.
+        """
+        (first,) = await self._read_footers(store, files[:1], known)
+        known[first.path] = first
+        schema = common_schema([first], partitions, self.where)
+        predicate.validate(expr, schema, self.where)
+        exprs = [partition_expression(partition_values(f, partitions)) for f in files]
+        keep = predicate.surviving_files(exprs, expr, schema)
+        self.stats.files_pruned += len(files) - len(keep)
+        for i in sorted(set(range(len(files))) - set(keep)):
+            footer = known.get(files[i].info.path)
+            if footer is not None:  # already read: count its row groups as pruned
+                self.stats.row_groups_total += footer.metadata.num_row_groups
+                self.stats.row_groups_pruned += footer.metadata.num_row_groups
+        return [files[i] for i in keep]
+
+    async def _read_footers(
+        self, store: S3Store, files: list[DataFile], known: dict[S3Path, Footer]
+    ) -> list[Footer]:
+        limit = asyncio.Semaphore(self.options.list_concurrency)
+
+        async def one(file: DataFile) -> Footer:
+            if file.info.path in known:
+                return known[file.info.path]
+            async with limit:
+                return await read_footer(
+                    store, file.info.path, etag=file.info.etag, options=self.options,
+                    stats=self.stats,
+                )
+
+        async with asyncio.TaskGroup() as tg:
+            pending = [tg.create_task(one(f)) for f in files]
+        return [t.result() for t in pending]
+
+    def _plan_file(
+        self,
+        file: DataFile,
+        footer: Footer,
+        schema: pa.Schema,
+        partitions: pa.Schema,
+        projection: Projection,
+        expr: pc.Expression | None,
+    ) -> list[RowGroupTask]:
+        md = footer.metadata
+        values = partition_values(file, partitions)
+        keep = predicate.surviving_row_groups(
+            footer.footer_only, expr, schema, partition_expression(values), md.num_row_groups
+        )
+        self.stats.row_groups_total += md.num_row_groups
+        self.stats.row_groups_pruned += md.num_row_groups - len(keep)
+        if md.num_row_groups and not keep:
+            self.stats.files_pruned += 1
+        tasks = []
+        o = self.options
+        for rg_index in keep:
+            rg = md.row_group(rg_index)
+            needed, uncompressed = [], 0
+            for col in projection.chunk_columns:
+                chunk = rg.column(col)
+                r = column_chunk_range(chunk, footer.info.size, md.created_by)
+                if r.end > footer.info.size:
+                    raise errors.CorruptFooterError(
+                        f"{footer.path}: row group {rg_index} column {chunk.path_in_schema} "
+                        f"ends at byte {r.end}, beyond the object's {footer.info.size} bytes",
+                        uri=str(footer.path),
+                    )
+                needed.append(r)
+                uncompressed += chunk.total_uncompressed_size
+            fetch = plan_fetch(
+                needed, hole_size_limit=o.hole_size_limit, range_size_limit=o.range_size_limit,
+                min_split_size=o.min_split_size,
+            )
+            fetch_bytes = sum(r.size for r in fetch)
+            tasks.append(
+                RowGroupTask(
+                    footer, rg_index, values, tuple(fetch), sum(r.size for r in needed),
+                    fetch_bytes + uncompressed,
+                )
+            )
+        return tasks
+
+    # -- execution ---------------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[pa.RecordBatch]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[pa.RecordBatch]:
+        if self._started:
+            raise RuntimeError(f"scan of {self.where} was already consumed; create a new one")
+        self._started = True
+        self._t0 = self._t0 or time.perf_counter()
+        try:
+            plan = await self.plan()
+            store = shared_store(self.store_options)
+            async for table in _Pipeline(self, plan, store).run():
+                self.stats.rows += table.num_rows
+                for batch in table.to_batches(max_chunksize=self.options.batch_size):
+                    yield batch
+        finally:
+            self.stats.wall_time_s = time.perf_counter() - self._t0
+
+    # -- sync API (runs on wjio's IO thread) -------------------------------------------------
+
+    def to_batches(self) -> Iterator[pa.RecordBatch]:
+        from wjio.sync import iterate
+
+        return iterate(self.__aiter__())
+
+    def to_reader(self) -> pa.RecordBatchReader:
+        from wjio.sync import run
+
+        plan = run(self.plan())
+        return pa.RecordBatchReader.from_batches(plan.projection.output, self.to_batches())
+
+    def to_table(self) -> pa.Table:
+        from wjio.sync import run
+
+        return run(self.to_table_async())
+
+    async def to_table_async(self) -> pa.Table:
+        batches = [b async for b in self]
+        return pa.Table.from_batches(batches, schema=self.schema)
+
+
+class _Pipeline:
+    """Fetch row groups in order under the budget; decode each as soon as it has arrived."""
+
+    def __init__(self, scan: ParquetScan, plan: ScanPlan, store: S3Store) -> None:
+        self.scan = scan
+        self.plan = plan
+        self.store = store
+        self.options = scan.options
+        self.stats = scan.stats
+        self.budget = MemoryBudget(self.options.memory_budget)
+        self.requests = asyncio.Semaphore(self.options.concurrency)
+
+    async def run(self) -> AsyncIterator[pa.Table]:
+        queue: asyncio.Queue[asyncio.Task | None] = asyncio.Queue()
+        pool = ThreadPoolExecutor(self.options.decode_threads, thread_name_prefix="wjio-decode")
+        started: list[asyncio.Task] = []
+
+        async def produce() -> None:
+            for task in self.plan.tasks:
+                await self.budget.acquire(task.reserve_bytes)
+                t = asyncio.create_task(self._fetch_and_decode(task, pool))
+                started.append(t)
+                await queue.put(t)
+            await queue.put(None)
+
+        producer = asyncio.create_task(produce())
+        try:
+            while True:
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait(
+                    {getter, producer}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter not in done:
+                    getter.cancel()
+                    producer.result()  # the producer failed: raise its error
+                    continue
+                item = getter.result()
+                if item is None:
+                    break
+                table, held = await item
+                try:
+                    yield table
+                finally:
+                    self.budget.release(held)
+            self.stats.peak_memory = max(self.stats.peak_memory, self.budget.peak)
+        finally:
+            self.stats.peak_memory = max(self.stats.peak_memory, self.budget.peak)
+            producer.cancel()
+            for t in started:
+                t.cancel()
+            await asyncio.gather(producer, *started, return_exceptions=True)
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _fetch_and_decode(
+        self, task: RowGroupTask, pool: ThreadPoolExecutor
+    ) -> tuple[pa.Table, int]:
+        footer = task.footer
+        async with asyncio.TaskGroup() as tg:
+            gets = [tg.create_task(self._get(footer, r)) for r in task.fetch]
+        pieces = [(r.start, g.result()) for r, g in zip(task.fetch, gets, strict=True)]
+        plan = self.plan
+        table = await asyncio.get_running_loop().run_in_executor(
+            pool,
+            decode_row_group,
+            footer,
+            task.row_group,
+            pieces,
+            plan.projection.read_columns,
+            task.partition,
+            plan.predicate,
+            plan.projection.output,
+        )
+        del pieces, gets
+        # The fetched buffers are gone; hold what the decoded table really takes instead.
+        decoded = table.nbytes
+        if decoded > task.reserve_bytes:
+            self.budget.add(decoded - task.reserve_bytes)
+        elif decoded < task.reserve_bytes:
+            self.budget.release(task.reserve_bytes - decoded)
+        return table, decoded
+
+    async def _get(self, footer: Footer, r: ByteRange) -> bytes:
+        async with self.requests:
+            return await self.store.get_range(
+                footer.path, r.start, r.end, etag=footer.info.etag, stats=self.stats
+            )
