@@ -36,7 +36,7 @@ class StoreOptions:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
     """Longest silence tolerated on a socket read before the request is retried."""
-    max_attempts: int = 6
+    max_attempts: int = 8
     """Attempts per request (first + retries) on throttling, 5xx, resets and short reads."""
     backoff_base_s: float = 0.05
     backoff_cap_s: float = 2.0

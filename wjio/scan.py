@@ -43,6 +43,7 @@ from wjio.options import ScanOptions, StoreOptions
 from wjio.ranges import ByteRange, column_chunk_range, plan_fetch
 from wjio.stats import ScanStats
 from wjio.store import S3Store, shared_store
+from wjio.tasks import gather_all
 from wjio.uri import S3Path
 
 
@@ -223,9 +224,7 @@ class ParquetScan:
                     stats=self.stats,
                 )
 
-        async with asyncio.TaskGroup() as tg:
-            pending = [tg.create_task(one(f)) for f in files]
-        return [t.result() for t in pending]
+        return await gather_all(one(f) for f in files)
 
     def _plan_file(
         self,
@@ -374,9 +373,8 @@ class _Pipeline:
         self, task: RowGroupTask, pool: ThreadPoolExecutor
     ) -> tuple[pa.Table, int]:
         footer = task.footer
-        async with asyncio.TaskGroup() as tg:
-            gets = [tg.create_task(self._get(footer, r)) for r in task.fetch]
-        pieces = [(r.start, g.result()) for r, g in zip(task.fetch, gets, strict=True)]
+        buffers = await gather_all(self._get(footer, r) for r in task.fetch)
+        pieces = [(r.start, b) for r, b in zip(task.fetch, buffers, strict=True)]
         plan = self.plan
         table = await asyncio.get_running_loop().run_in_executor(
             pool,
@@ -389,7 +387,7 @@ class _Pipeline:
             plan.predicate,
             plan.projection.output,
         )
-        del pieces, gets
+        del pieces, buffers
         # The fetched buffers are gone; hold what the decoded table really takes instead.
         decoded = table.nbytes
         if decoded > task.reserve_bytes:

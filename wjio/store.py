@@ -86,7 +86,7 @@ class S3Store:
             connect_timeout=o.connect_timeout_s,
             read_timeout=o.read_timeout_s,
             # Retries are ours (one policy, counted in stats); botocore's would hide them.
-            retries={"max_attempts": 1, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},
             s3={"addressing_style": style},
             # Range GETs carry no full-object checksum; asking for one only costs CPU.
             request_checksum_calculation="when_required",
