@@ -81,11 +81,9 @@ class ScanOptions:
     purpose: separate requests run in parallel, so merging only saves per-request overhead and
     must not fetch unneeded columns."""
     range_size_limit: int = 8 * MiB
-    """Ranges longer than this are split so one large chunk uses several connections: at
-    ~25 ms first-byte latency and ~80 MB/s a request of 8 MiB spends >80% of its time moving
-    data, so smaller pieces would mostly add overhead."""
-    min_split_size: int = 2 * MiB
-    """Never split a range into pieces smaller than this (latency x bandwidth ~= 2 MB)."""
+    """Ranges longer than this are split into near-equal pieces (each over half of it) so one
+    large chunk uses several connections: at ~25 ms first-byte latency and ~80 MB/s a request
+    of 4-8 MiB spends >65% of its time moving data, so smaller pieces mostly add overhead."""
     concurrency: int = 64
     """Range requests in flight across all files of the scan."""
     memory_budget: int = 512 * MiB
@@ -108,5 +106,3 @@ class ScanOptions:
                 raise ValueError(f"ScanOptions.{f.name} must be positive, got {value}")
         if self.footer_read_size < 8:
             raise ValueError("ScanOptions.footer_read_size must be >= 8 (Parquet tail)")
-        if self.min_split_size > self.range_size_limit:
-            raise ValueError("ScanOptions.min_split_size must be <= range_size_limit")

@@ -67,27 +67,25 @@ def coalesce(ranges: Iterable[ByteRange], hole_size_limit: int) -> list[ByteRang
     return out
 
 
-def split(r: ByteRange, range_size_limit: int, min_split_size: int) -> list[ByteRange]:
-    """Cut a long range into near-equal pieces of at most ``range_size_limit`` bytes, none
-    smaller than ``min_split_size`` (so each piece still amortises its request latency)."""
+def split(r: ByteRange, range_size_limit: int) -> list[ByteRange]:
+    """Cut a long range into the fewest near-equal pieces of at most ``range_size_limit``
+    bytes. Each piece is then larger than half the limit, so it still amortises its latency."""
     if r.size <= range_size_limit:
         return [r]
     pieces = -(-r.size // range_size_limit)
-    pieces = max(1, min(pieces, r.size // max(1, min_split_size)))
-    step = -(-r.size // pieces)
-    out = [ByteRange(s, min(s + step, r.end)) for s in range(r.start, r.end, step)]
-    if out[0].start != r.start or out[-1].end != r.end or len(out) != pieces:
+    bounds = [r.start + (i * r.size) // pieces for i in range(pieces + 1)]
+    out = [ByteRange(a, b) for a, b in itertools.pairwise(bounds)]
+    if any(p.size > range_size_limit for p in out):
         raise AssertionError(f"split of {r} into {pieces} pieces produced {out}")
     return out
 
 
 def plan_fetch(
-    needed: Iterable[ByteRange], *, hole_size_limit: int, range_size_limit: int,
-    min_split_size: int,
+    needed: Iterable[ByteRange], *, hole_size_limit: int, range_size_limit: int
 ) -> list[ByteRange]:
     """Requests for one row group: coalesced, then split, in offset order."""
     merged = coalesce(needed, hole_size_limit)
-    return [piece for r in merged for piece in split(r, range_size_limit, min_split_size)]
+    return [piece for r in merged for piece in split(r, range_size_limit)]
 
 
 def _check_cover(inputs: list[ByteRange], merged: list[ByteRange]) -> None:

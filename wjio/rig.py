@@ -24,13 +24,15 @@ from pathlib import Path
 import botocore.config
 import botocore.session
 
+from wjio.errors import WjioError
+
 ACCESS_KEY = "wjio-rig"
 SECRET_KEY = "wjio-rig-local-only"  # public by design: a loopback-only development server
 REGION = "us-east-1"
 DEFAULT_BUCKETS = ("wjio",)
 
 
-class RigError(RuntimeError):
+class RigError(WjioError):
     """The rig could not start, or no rig is running."""
 
 
@@ -131,9 +133,10 @@ def start(
     port = port or _free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = dict(os.environ)
+    if data_dir is not None:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
     if binary:
         kind = "minio"
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
         cmd = [binary, "server", data_dir, "--address", f"127.0.0.1:{port}",
                "--console-address", f"127.0.0.1:{_free_port()}", "--quiet"]
         env.update(MINIO_ROOT_USER=ACCESS_KEY, MINIO_ROOT_PASSWORD=SECRET_KEY)

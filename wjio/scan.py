@@ -261,8 +261,7 @@ class ParquetScan:
                 needed.append(r)
                 uncompressed += chunk.total_uncompressed_size
             fetch = plan_fetch(
-                needed, hole_size_limit=o.hole_size_limit, range_size_limit=o.range_size_limit,
-                min_split_size=o.min_split_size,
+                needed, hole_size_limit=o.hole_size_limit, range_size_limit=o.range_size_limit
             )
             fetch_bytes = sum(r.size for r in fetch)
             tasks.append(

@@ -49,7 +49,7 @@ async def test_fifo_order_and_cancelled_waiter_skipped():
     assert order == ["first", "second"] and b.used == 90
 
 
-async def test_over_release_is_a_bug():
+def test_over_release_is_a_bug():
     b = MemoryBudget(10)
     with pytest.raises(AssertionError):
         b.release(1)
