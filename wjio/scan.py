@@ -38,7 +38,7 @@ from wjio.dataset import (
     partition_values,
 )
 from wjio.decode import decode_row_group
-from wjio.footer import Footer, read_footer
+from wjio.footer import Footer, Tail, read_footer
 from wjio.options import ScanOptions, StoreOptions
 from wjio.ranges import ByteRange, column_chunk_range, plan_fetch
 from wjio.stats import ScanStats
@@ -55,6 +55,8 @@ class RowGroupTask:
     row_group: int
     partition: dict[str, pa.Scalar]
     fetch: tuple[ByteRange, ...]
+    local: tuple[tuple[int, memoryview], ...]
+    """Needed chunks already at hand in the footer's tail bytes: (offset, bytes)."""
     needed_bytes: int
     reserve_bytes: int
     """Fetched bytes plus the decoded size estimate (uncompressed size of the chunks)."""
@@ -111,6 +113,7 @@ class ParquetScan:
         self.options = options or ScanOptions()
         self.stats = ScanStats()
         self._plan: ScanPlan | None = None
+        self._tails: dict[S3Path, Tail | None] = {}
         self._started = False
         self._t0: float | None = None
 
@@ -161,7 +164,7 @@ class ParquetScan:
                 # saving a dependent round trip. Only if there is no such object, list it as a
                 # prefix (s3://b/table means s3://b/table/ when that is a directory).
                 try:
-                    footer = await read_footer(
+                    footer, tail = await read_footer(
                         store, path, etag=None, options=self.options, stats=self.stats
                     )
                 except errors.ObjectNotFoundError:
@@ -169,6 +172,7 @@ class ParquetScan:
                 else:
                     files.append(DataFile(footer.info))
                     known[path] = footer
+                    self._tails[path] = tail
                     continue
                 path = path.child(path.key + "/")
             listed = await store.list(path, stats=self.stats)
@@ -219,10 +223,12 @@ class ParquetScan:
             if file.info.path in known:
                 return known[file.info.path]
             async with limit:
-                return await read_footer(
+                footer, tail = await read_footer(
                     store, file.info.path, etag=file.info.etag, options=self.options,
                     stats=self.stats,
                 )
+            self._tails[footer.path] = tail
+            return footer
 
         return await gather_all(one(f) for f in files)
 
@@ -246,9 +252,10 @@ class ParquetScan:
             self.stats.files_pruned += 1
         tasks = []
         o = self.options
+        tail = self._tails.get(footer.path)
         for rg_index in keep:
             rg = md.row_group(rg_index)
-            needed, uncompressed = [], 0
+            needed, local, uncompressed = [], [], 0
             for col in projection.chunk_columns:
                 chunk = rg.column(col)
                 r = column_chunk_range(chunk, footer.info.size, md.created_by)
@@ -260,14 +267,20 @@ class ParquetScan:
                     )
                 needed.append(r)
                 uncompressed += chunk.total_uncompressed_size
+                if tail is not None and tail.start <= r.start and r.end <= tail.end:
+                    view = memoryview(tail.data)[r.start - tail.start : r.end - tail.start]
+                    local.append((r.start, view))
+            at_hand = {start for start, _ in local}
             fetch = plan_fetch(
-                needed, hole_size_limit=o.hole_size_limit, range_size_limit=o.range_size_limit
+                [r for r in needed if r.start not in at_hand],
+                hole_size_limit=o.hole_size_limit,
+                range_size_limit=o.range_size_limit,
             )
             fetch_bytes = sum(r.size for r in fetch)
             tasks.append(
                 RowGroupTask(
-                    footer, rg_index, values, tuple(fetch), sum(r.size for r in needed),
-                    fetch_bytes + uncompressed,
+                    footer, rg_index, values, tuple(fetch), tuple(local),
+                    sum(r.size for r in needed), fetch_bytes + uncompressed,
                 )
             )
         return tasks
@@ -374,6 +387,7 @@ class _Pipeline:
         footer = task.footer
         buffers = await gather_all(self._get(footer, r) for r in task.fetch)
         pieces = [(r.start, b) for r, b in zip(task.fetch, buffers, strict=True)]
+        pieces += task.local
         plan = self.plan
         table = await asyncio.get_running_loop().run_in_executor(
             pool,
