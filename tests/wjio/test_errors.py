@@ -142,8 +142,23 @@ def test_unreachable_endpoint_fails_fast():
     store = wjio.StoreOptions(
         endpoint_url="http://127.0.0.1:9", max_attempts=2, connect_timeout_s=1, backoff_base_s=0.01
     )
-    with pytest.raises(errors.StoreUnavailableError, match="failed after 2 attempts"):
+    with pytest.raises(errors.StoreUnavailableError, match="failed after 2 attempts") as info:
         wjio.read_parquet(f"s3://{TEST_BUCKET}/x.parquet", store=store)
+    _assert_no_signed_url(info.value)
+
+
+def _assert_no_signed_url(exc: BaseException) -> None:
+    """Range GETs use presigned URLs: their query (credential, token) must never surface."""
+    while exc is not None:
+        assert "X-Amz-" not in str(exc) and "Signature" not in str(exc), str(exc)
+        exc = exc.__cause__ or exc.__context__
+
+
+def test_redaction_of_signed_queries():
+    from wjio.store import _redact
+
+    text = "Cannot GET http://h:1/b/k?X-Amz-Algorithm=A&X-Amz-Credential=AKIA%2F&X-Amz-Signature=f"
+    assert _redact(text) == "Cannot GET http://h:1/b/k?<signed>"
 
 
 def test_options_repr_hides_credentials():
