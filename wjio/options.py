@@ -91,8 +91,10 @@ class ScanOptions:
     """Bytes of fetched-but-undecoded buffers plus decoded-but-unconsumed batches. A scan larger
     than this runs in bounded memory: fetching waits until the consumer catches up. One row
     group larger than the budget is still read, alone."""
-    decode_threads: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
-    """Row groups decoded in parallel, off the event-loop thread."""
+    decode_threads: int = field(default_factory=lambda: max(2, min(8, 2 * (os.cpu_count() or 1))))
+    """Row groups decoded in parallel, off the event-loop thread. Twice the cores: decoding
+    releases the GIL, and extra threads keep the cores busy while others wait on the GIL
+    (measured on 2 cores: 4 threads beat 2 by ~5% on 3 columns and ~10% on a full scan)."""
     batch_size: int = 64 * 1024
     """Maximum rows per record batch delivered."""
     footer_cache_entries: int = 1024
