@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from wjio import errors
@@ -38,6 +39,8 @@ class Footer:
     """The Arrow schema pyarrow reads this file as (restored from ARROW:schema if present)."""
     footer_only: pa.Buffer
     """``PAR1 + footer``: a Parquet 'file' holding only metadata, for pruning by statistics."""
+    fragment: ds.ParquetFileFragment
+    """Arrow's fragment over ``footer_only``: parsed once, it prunes row groups by statistics."""
 
     @property
     def path(self) -> S3Path:
@@ -154,11 +157,15 @@ def parse_footer(info: ObjectInfo, footer: memoryview | bytes) -> Footer:
     """Parse ``<metadata><len>PAR1`` (the last bytes of the object) into a :class:`Footer`."""
     footer_only = pa.py_buffer(MAGIC + bytes(footer))
     try:
-        metadata = pq.read_metadata(pa.BufferReader(footer_only))
-        schema = pq.ParquetFile(pa.BufferReader(footer_only), metadata=metadata).schema_arrow
+        fragment = _FORMAT.make_fragment(footer_only)
+        fragment.ensure_complete_metadata()  # the one parse of the footer
+        metadata, schema = fragment.metadata, fragment.physical_schema
     except (OSError, pa.ArrowException) as e:
         raise errors.CorruptFooterError(
             f"{info.path}: Parquet footer does not parse ({e}); the file is corrupt",
             uri=str(info.path),
         ) from e
-    return Footer(info, metadata, schema, footer_only)
+    return Footer(info, metadata, schema, footer_only, fragment)
+
+
+_FORMAT = ds.ParquetFileFormat()

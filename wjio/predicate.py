@@ -18,6 +18,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from wjio import errors
+from wjio.footer import Footer
 
 _BIND_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError)
 _FORMAT = ds.ParquetFileFormat()
@@ -57,14 +58,28 @@ def referenced_columns(expr: pc.Expression, schema: pa.Schema) -> set[str]:
     a set of columns is unreferenced iff the expression still binds without them. Splitting
     the set in halves finds k references among n columns in O(k log n) bindings.
     """
-    empty = schema.empty_table()
+    # Binding through Substrait conversion costs ~20 us against ~350 us for filtering an
+    # empty table; it fails exactly when a field is missing. Where Substrait cannot express
+    # a function, bind by filtering instead.
+    try:
+        expr.to_substrait(schema)
+    except _BIND_ERRORS:
+        empty = schema.empty_table()
 
-    def binds_without(names: list[str]) -> bool:
-        try:
-            empty.drop_columns(names).filter(expr)
-            return True
-        except _BIND_ERRORS:
-            return False
+        def binds_without(names: list[str]) -> bool:
+            try:
+                empty.drop_columns(names).filter(expr)
+                return True
+            except _BIND_ERRORS:
+                return False
+    else:
+
+        def binds_without(names: list[str]) -> bool:
+            try:
+                expr.to_substrait(pa.schema([f for f in schema if f.name not in names]))
+                return True
+            except _BIND_ERRORS:
+                return False
 
     found: set[str] = set()
     stack = [list(schema.names)]
@@ -81,16 +96,21 @@ def referenced_columns(expr: pc.Expression, schema: pa.Schema) -> set[str]:
 
 
 def surviving_row_groups(
-    footer_only: pa.Buffer,
+    footer: Footer,
     expr: pc.Expression | None,
     dataset_schema: pa.Schema,
     partition_expr: pc.Expression | None,
-    num_row_groups: int,
 ) -> list[int]:
-    """Indices of the row groups that may hold rows satisfying ``expr``."""
+    """Indices of the row groups that may hold rows satisfying ``expr``.
+
+    Partition values are a guarantee Arrow must know (a filter on a partition column is not
+    about a missing column), so a partitioned file gets a fragment of its own.
+    """
     if expr is None:
-        return list(range(num_row_groups))
-    fragment = _FORMAT.make_fragment(footer_only, partition_expression=partition_expr)
+        return list(range(footer.metadata.num_row_groups))
+    fragment = footer.fragment
+    if partition_expr is not None:
+        fragment = _FORMAT.make_fragment(footer.footer_only, partition_expression=partition_expr)
     subset = fragment.subset(filter=expr, schema=dataset_schema)
     return [rg.id for rg in subset.row_groups]
 

@@ -243,9 +243,7 @@ class ParquetScan:
     ) -> list[RowGroupTask]:
         md = footer.metadata
         values = partition_values(file, partitions)
-        keep = predicate.surviving_row_groups(
-            footer.footer_only, expr, schema, partition_expression(values), md.num_row_groups
-        )
+        keep = predicate.surviving_row_groups(footer, expr, schema, partition_expression(values))
         self.stats.row_groups_total += md.num_row_groups
         self.stats.row_groups_pruned += md.num_row_groups - len(keep)
         if md.num_row_groups and not keep:
