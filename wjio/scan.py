@@ -128,8 +128,15 @@ class ParquetScan:
 
     @property
     def schema(self) -> pa.Schema:
-        """The output schema (available after :meth:`plan`, or call it via sync API)."""
+        """The output schema. From blocking code this plans the scan if needed; inside an event
+        loop, ``await scan.plan()`` first."""
         if self._plan is None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                from wjio.sync import run
+
+                return run(self.plan()).projection.output
             raise RuntimeError("the scan is not planned yet: await scan.plan() first")
         return self._plan.projection.output
 
@@ -153,6 +160,7 @@ class ParquetScan:
         for file, footer in zip(files, footers, strict=True):
             tasks += self._plan_file(file, footer, schema, partitions, projection, expr)
         self.stats.bytes_needed = sum(t.needed_bytes for t in tasks)
+        self._tails.clear()  # tasks keep views of the chunks they use; the rest can go
         return ScanPlan(schema, projection, expr, tuple(tasks), tuple(files))
 
     async def _discover(self, store: S3Store) -> tuple[list[DataFile], dict[S3Path, Footer]]:
@@ -341,13 +349,15 @@ class _Pipeline:
     async def run(self) -> AsyncIterator[pa.Table]:
         queue: asyncio.Queue[asyncio.Task | None] = asyncio.Queue()
         pool = ThreadPoolExecutor(self.options.decode_threads, thread_name_prefix="wjio-decode")
-        started: list[asyncio.Task] = []
+        # Tasks not yet consumed (to cancel them on close). A consumed task leaves this set:
+        # a finished task holds its decoded table, which must not outlive its turn.
+        started: set[asyncio.Task] = set()
 
         async def produce() -> None:
             for task in self.plan.tasks:
                 await self.budget.acquire(task.reserve_bytes)
                 t = asyncio.create_task(self._fetch_and_decode(task, pool))
-                started.append(t)
+                started.add(t)
                 await queue.put(t)
             await queue.put(None)
 
@@ -366,6 +376,8 @@ class _Pipeline:
                 if item is None:
                     break
                 table, held = await item
+                started.discard(item)
+                del item
                 try:
                     yield table
                 finally:

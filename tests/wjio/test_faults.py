@@ -151,8 +151,14 @@ def test_scan_larger_than_budget_stays_within_it(put, prefix, proxy):
     scan = wjio.ParquetScan(uri, store=_store(proxy),
                             options=wjio.ScanOptions(memory_budget=budget, concurrency=16))
     rows = 0
+    arrow_high = 0
+    base = pa.total_allocated_bytes()
     for batch in scan.to_batches():
         rows += batch.num_rows
+        arrow_high = max(arrow_high, pa.total_allocated_bytes() - base)
+        del batch
     assert rows == n
+    # Decoded data really is bounded too (Arrow's allocator, sampled as batches arrive).
+    assert arrow_high <= 2 * budget
     assert scan.stats.bytes_fetched > 4 * budget
     assert scan.stats.peak_memory <= budget

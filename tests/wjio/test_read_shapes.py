@@ -244,7 +244,9 @@ def test_record_batch_reader_streams(put, prefix):
     table = _wide_table(20_000).select(["id", "s"])
     data = parquet_bytes(table, row_group_size=2_000)
     uri = put(prefix + "f.parquet", data)
-    reader = wjio.open_reader(uri, options=wjio.ScanOptions(batch_size=1_000))
+    scan = wjio.ParquetScan(uri, options=wjio.ScanOptions(batch_size=1_000))
+    assert scan.schema.names == ["id", "s"]  # plans on demand from blocking code
+    reader = scan.to_reader()
     batches = list(reader)
     assert all(b.num_rows <= 1_000 for b in batches)
     assert pa.Table.from_batches(batches).equals(_local(data))
