@@ -295,12 +295,16 @@ class S3Store:
 
         return await self._call("HEAD", path, attempt, stats)
 
-    async def list(self, prefix: S3Path, *, stats: ScanStats | None = None) -> list[ObjectInfo]:
+    async def list(
+        self, prefix: S3Path, *, stats: ScanStats | None = None, page_size: int | None = None
+    ) -> list[ObjectInfo]:
         """Every object under the prefix (recursively), following continuation tokens."""
         out: list[ObjectInfo] = []
         token: str | None = None
         while True:
             kwargs = {"Bucket": prefix.bucket, "Prefix": prefix.key}
+            if page_size:
+                kwargs["MaxKeys"] = page_size
             if token:
                 kwargs["ContinuationToken"] = token
 
