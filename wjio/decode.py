@@ -87,13 +87,17 @@ def decode_row_group(
     partition: dict[str, pa.Scalar],
     predicate: pc.Expression | None,
     output: pa.Schema,
+    use_threads: bool,
 ) -> pa.Table:
-    """Decode, add partition columns, apply the predicate exactly, project to ``output``."""
+    """Decode, add partition columns, apply the predicate exactly, project to ``output``.
+
+    ``use_threads`` lets Arrow decode columns in parallel: worth it for large row groups,
+    pure hand-off overhead for small ones (row groups already decode in parallel)."""
     name = str(footer.path)
     source = pa.PythonFile(SparseFile(name, footer.info.size, pieces), mode="r")
     try:
         reader = pq.ParquetFile(source, metadata=footer.metadata, pre_buffer=False)
-        table = reader.read_row_group(row_group, columns=read_columns, use_threads=True)
+        table = reader.read_row_group(row_group, columns=read_columns, use_threads=use_threads)
     except (OSError, pa.ArrowException) as e:
         raise errors.ParquetFormatError(
             f"{name}: row group {row_group} does not decode: {e}", uri=name
