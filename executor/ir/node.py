@@ -1,0 +1,80 @@
+"""The immutable base of every IR node (after ibis' ``Concrete``).
+
+Subclasses are ``@dataclass(frozen=True)``: they compare and hash by value, refuse mutation and
+are rewritten by copy (:meth:`Node.replace`). ``__post_init__`` turns lists into tuples (so a node
+decoded from JSON equals the one encoded) and then calls :meth:`Node._validate`, so an invalid
+node cannot exist. Every concrete subclass registers itself by class name for :mod:`serde`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from typing import Any, ClassVar, TypeVar
+
+from executor.errors import PlanError
+
+N = TypeVar("N", bound="Node")
+E = TypeVar("E", bound=Enum)
+
+NODE_TYPES: dict[str, type[Node]] = {}
+
+
+class Node:
+    """Base of IR nodes: validated on construction, immutable, value-equal."""
+
+    abstract: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("abstract", False):
+            cls.abstract = False
+            if cls.__name__ in NODE_TYPES and NODE_TYPES[cls.__name__] is not cls:
+                raise TypeError(f"duplicate IR node name {cls.__name__}")
+            NODE_TYPES[cls.__name__] = cls
+
+    def __post_init__(self) -> None:
+        if type(self).abstract:
+            raise PlanError(f"{type(self).__name__} is abstract")
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                self._set(f.name, _deep_tuple(value))
+        self._validate()
+
+    def _validate(self) -> None:
+        """Raise :class:`PlanError` if the node is malformed."""
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    def _coerce_enum(self, name: str, enum: type[E]) -> None:
+        value = getattr(self, name)
+        if not isinstance(value, enum):
+            try:
+                self._set(name, enum(value))
+            except ValueError:
+                allowed = ", ".join(m.value for m in enum)
+                raise PlanError(
+                    f"{type(self).__name__}.{name}: {value!r} is not one of {allowed}"
+                ) from None
+
+    def replace(self: N, **changes: Any) -> N:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def field_values(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+def _deep_tuple(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_deep_tuple(v) for v in value)
+    return value
+
+
+def check(condition: bool, node: Node | str, message: str) -> None:
+    """Raise a :class:`PlanError` naming the node unless ``condition`` holds."""
+    if not condition:
+        name = node if isinstance(node, str) else type(node).__name__
+        raise PlanError(f"{name}: {message}")

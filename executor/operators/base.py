@@ -1,0 +1,59 @@
+"""The operator contract, written once.
+
+``execute(partition, ctx)`` returns an iterator of ``pyarrow.RecordBatch`` of ``schema``:
+
+* it does no work before the first batch is asked for (operators are generators);
+* errors are raised from ``next()``, i.e. they flow down the stream to the consumer;
+* dropping the iterator (``close()``) stops the work: generators close their children.
+
+Physical schemas are the IR schema with every field nullable: nullability is a property the
+plan declares, not one the kernels maintain.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+
+import pyarrow as pa
+
+from executor.context import ExecContext
+from executor.ir.types import Schema
+
+
+def physical_schema(schema: Schema) -> pa.Schema:
+    return pa.schema([pa.field(f.name, f.dtype, True) for f in schema])
+
+
+class Operator(ABC):
+    """A physical operator: a stream of batches per partition."""
+
+    schema: pa.Schema
+    children: tuple[Operator, ...] = ()
+
+    @abstractmethod
+    def execute(self, partition: int, ctx: ExecContext) -> Iterator[pa.RecordBatch]:
+        """The batches of ``partition`` (lazily; see the module docstring)."""
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    def collect(self, partition: int, ctx: ExecContext) -> pa.Table:
+        return to_table(self.execute(partition, ctx), self.schema)
+
+
+def to_table(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_batches(list(batches), schema=schema)
+
+
+def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` under ``schema``'s names (columns are positional)."""
+    if batch.schema.equals(schema):
+        return batch
+    return pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+
+
+def batches_of(table: pa.Table, schema: pa.Schema, size: int) -> Iterator[pa.RecordBatch]:
+    for b in table.to_batches(max_chunksize=size):
+        if b.num_rows:
+            yield conform(b, schema)

@@ -1,0 +1,140 @@
+"""Partition-parallel execution: stages cut at Exchange nodes, the Exchange protocol, and the
+same answers as a single-partition run (threads and processes)."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal as Dec
+
+import pyarrow as pa
+import pytest
+
+from executor import ir, run, run_parallel
+from executor.errors import ExchangeError
+from executor.exchange import InMemoryExchange
+from executor.hashing import partition_ids
+from executor.stages import cut, task_count
+from tests.executor.conftest import col
+
+I64, D = pa.int64(), pa.decimal128(12, 2)
+rng = random.Random(3)
+N = 400
+DATA = pa.table({
+    "k": pa.array([rng.choice([None, *range(20)]) for _ in range(N)], I64),
+    "s": pa.array([rng.choice(["a", "bb", "ccc", None]) for _ in range(N)]),
+    "v": pa.array([Dec(rng.randint(-9999, 9999)).scaleb(-2) for _ in range(N)], D),
+})
+
+
+def two_phase(scan, keys, aggs, n):
+    partial = ir.Aggregate(scan, keys, aggs, "partial")
+    final = ir.Aggregate(ir.Exchange(partial, "hash", keys, n), keys, aggs, "final")
+    return ir.Sort(ir.Exchange(final, "single"), tuple(ir.SortKey(k) for k in keys))
+
+
+@pytest.fixture
+def plans(table):
+    t = table("t", DATA, files=4)
+    k, s, v = col(t, "k"), col(t, "s"), col(t, "v")
+    aggs = (ir.Alias(ir.Sum(v), "sv"), ir.Alias(ir.Avg(v), "av"), ir.Alias(ir.Count(), "n"),
+            ir.Alias(ir.Count((s,)), "ns"), ir.Alias(ir.Min(s), "ms"), ir.Alias(ir.Max(v), "mv"))
+    single = ir.Sort(ir.Aggregate(t, (k,), aggs), (ir.SortKey(k),))
+    return t, single, two_phase(t, (k,), aggs, 3)
+
+
+def expected_groups():
+    groups: dict = {}
+    for k, s, v in zip(*(DATA.column(c).to_pylist() for c in ("k", "s", "v")), strict=True):
+        g = groups.setdefault(k, {"sv": Dec(0), "n": 0, "ns": 0, "ms": None, "mv": None})
+        g["sv"] += v
+        g["n"] += 1
+        g["ns"] += s is not None
+        if s is not None and (g["ms"] is None or s < g["ms"]):
+            g["ms"] = s
+        g["mv"] = v if g["mv"] is None else max(g["mv"], v)
+    out = []
+    for k in sorted(groups, key=lambda x: (x is not None, x)):
+        g = groups[k]
+        avg = (g["sv"] / g["n"]).quantize(Dec("0.000001"), rounding="ROUND_HALF_UP")
+        out.append(dict(k=k, sv=g["sv"], av=avg, n=g["n"], ns=g["ns"], ms=g["ms"], mv=g["mv"]))
+    return out
+
+
+def test_single_partition_matches_python(plans):
+    _, single, _ = plans
+    assert run(single).to_pylist() == expected_groups()
+
+
+def test_two_phase_on_threads_matches(plans):
+    _, single, parallel = plans
+    assert run_parallel(parallel).equals(run(single))
+    assert run(parallel).equals(run(single))  # exchanges are no-ops in one partition
+
+
+def test_two_phase_on_processes_matches(plans):
+    _, single, parallel = plans
+    assert run_parallel(parallel, runner="process").equals(run(single))
+
+
+def test_shuffled_join_matches(table, plans):
+    t, _, _ = plans
+    k, v = col(t, "k"), col(t, "v")
+    right = ir.Project(t, (ir.Alias(k, "k2"), ir.Alias(v, "v2")))
+    k2 = ir.ColumnRef("k2", I64)
+    join = ir.Join(ir.Exchange(t, "hash", (k,), 4), ir.Exchange(right, "hash", (k2,), 4),
+                   "inner", (k,), (k2,))
+    agg = ir.Aggregate(join, (), (ir.Alias(ir.Count(), "n"),))
+    got = run_parallel(ir.Aggregate(ir.Exchange(ir.Aggregate(join, (), (
+        ir.Alias(ir.Count(), "n"),), "partial"), "single"), (), (ir.Alias(ir.Count(), "n"),),
+        "final"))
+    counts: dict = {}
+    for x in DATA.column("k").to_pylist():
+        if x is not None:
+            counts[x] = counts.get(x, 0) + 1
+    assert got.to_pylist() == [{"n": sum(c * c for c in counts.values())}]
+    assert run(agg).to_pylist() == got.to_pylist()
+
+
+def test_stage_cut_and_task_counts(plans):
+    _, _, parallel = plans
+    stages = cut(parallel)
+    assert [s.output.partitioning.value if s.output else None for s in stages] == [
+        "hash", "single", None]
+    assert [task_count(s, 4) for s in stages] == [4, 3, 1]
+
+
+def test_exchange_protocol():
+    ex = InMemoryExchange(2)
+    b = pa.record_batch({"x": [1]})
+    s0 = ex.create_sink(0, attempt=0)
+    s0b = ex.create_sink(0, attempt=1)
+    s0.add(1, b)
+    s0b.add(1, b)
+    s0b.add(0, b)
+    assert s0b.finish() is True
+    assert s0.finish() is False          # one successful attempt per task
+    s0.abort()                           # abort after finish: no-op
+    with pytest.raises(ExchangeError):
+        s0b.add(0, b)                    # no add after finish
+    ex.no_more_sinks(2)
+    with pytest.raises(ExchangeError, match="read before"):
+        ex.source()
+    s1 = ex.create_sink(1, attempt=0)
+    s1.add(0, b)
+    s1.abort()
+    s1 = ex.create_sink(1, attempt=1)
+    s1.finish()
+    src = ex.source()
+    assert len(list(src.read(0))) == 1 and len(list(src.read(1))) == 1
+    with pytest.raises(ExchangeError):
+        ex.create_sink(2, 0).add(5, b)
+
+
+def test_hash_partitioning_is_deterministic_and_value_based():
+    a = pa.array(["x", "yy", None, "x"])
+    ids = partition_ids([a], 8)
+    assert ids[0] == ids[3]
+    sliced = partition_ids([pa.array(["q", "x", "yy", None, "x"]).slice(1)], 8)
+    assert list(sliced) == list(ids)
+    zeros = partition_ids([pa.array([-0.0, 0.0])], 8)
+    assert zeros[0] == zeros[1]
