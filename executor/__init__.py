@@ -7,6 +7,7 @@
 
 from executor.context import ExecContext
 from executor.errors import ExecutorError, PlanError, UnsupportedError
+from executor.frontend.spark import explain, sql  # noqa: F401  (public, re-exported)
 from executor.run import run
 from executor.stages import run_parallel
 

@@ -69,24 +69,6 @@ VALUES = {
 }
 
 
-@pytest.fixture(scope="session")
-def tpch_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tpch-sf0.01")
-    data.generate(out, SCALE, threads=1, log=lambda *_: None)
-    return out
-
-
-@pytest.fixture(scope="session")
-def spark(tpch_dir):
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'wjio[spark]')")
-    reason = spark_support.skip_reason()
-    if reason:
-        pytest.skip(reason)
-    session = spark_support.local_spark()
-    spark_support.register_tpch(session, tpch_dir)
-    return session
-
-
 # --- data generation (no Spark needed) -------------------------------------------------------
 
 def test_layout_and_manifest(tpch_dir):

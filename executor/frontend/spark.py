@@ -1,0 +1,254 @@
+"""The Spark-facing frontend: optimized plan via py4j -> IR -> native run, or fall back.
+
+pyspark is imported lazily (inside functions): ``executor`` imports and runs without Spark.
+
+>>> import executor
+>>> table = executor.sql(spark, "select ...")        # native when it can, else Spark
+>>> executor.frontend.last_result().native            # how the last call on this thread ran
+>>> print(executor.explain(spark, "select ..."))      # the IR tree, or "fallback: <reason>"
+
+The JSON of ``optimizedPlan().toJSON()`` lacks the data sources, evaluation modes and resolved
+types (``tools/tpch/PLANS.md`` section 5); :func:`optimized_plan` recovers them from the JVM
+objects in the same pre-order walk and returns them as :class:`PlanFacts`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from executor.context import ExecContext
+from executor.errors import UnsupportedError
+from executor.frontend.annotations import PlanFacts
+from executor.frontend.plan_json import is_expression_class, is_plan_class, is_tree
+from executor.frontend.translate import check_executable, translate
+from executor.ir.explain import explain as explain_ir
+from executor.ir.relations import Relation
+
+
+@dataclass
+class QueryResult:
+    """How one query ran: ``native`` with its IR ``plan``, or fallen back to Spark because of
+    ``reason``."""
+
+    table: pa.Table
+    native: bool
+    reason: str | None = None
+    plan: Relation | None = None
+
+
+_last = threading.local()
+
+
+def last_result() -> QueryResult | None:
+    """The :class:`QueryResult` of the latest :func:`sql` call on this thread."""
+    return getattr(_last, "result", None)
+
+
+def _dataframe(spark, sql_or_df):
+    return spark.sql(sql_or_df) if isinstance(sql_or_df, str) else sql_or_df
+
+
+def optimized_plan(spark, sql_or_df) -> tuple[list, PlanFacts]:
+    """``(plan_json, facts)`` of a query's optimized logical plan (nothing runs; Spark reads
+    only Parquet footers for schemas). ``sql_or_df`` is SQL text or a DataFrame."""
+    return _plan_of(_dataframe(spark, sql_or_df))
+
+
+def _plan_of(df) -> tuple[list, PlanFacts]:
+    jplan = df._jdf.queryExecution().optimizedPlan()
+    plan = json.loads(jplan.toJSON())
+    try:
+        nodes = annotate(jplan, plan)
+        relations = relation_info(jplan)
+    except UnsupportedError:
+        raise
+    except Exception as err:  # a JVM class whose accessors do not mirror its JSON fields
+        raise UnsupportedError("plan", f"cannot read the plan's annotations: {err}") from err
+    return plan, PlanFacts(nodes, relations, json.loads(df.schema.json()))
+
+
+def to_ir(spark, sql_or_df) -> Relation:
+    """The IR of a query; :class:`UnsupportedError` if it has no exact translation."""
+    plan, facts = optimized_plan(spark, sql_or_df)
+    return translate(plan, facts)
+
+
+def execute(spark, query, *, ctx: ExecContext | None = None) -> QueryResult:
+    """Run ``query`` (SQL text or DataFrame) natively if it translates and the executor can
+    lower every node; otherwise with Spark. Only :class:`UnsupportedError` falls back: any
+    other error (a failing query, a translator bug) propagates."""
+    from executor.run import run
+
+    df = _dataframe(spark, query)  # planned once: a command in `query` runs only once
+    try:
+        plan = translate(*_plan_of(df))
+        check_executable(plan)
+    except UnsupportedError as err:
+        return QueryResult(_spark_result(df), False, str(err))
+    try:
+        table = run(plan, ctx)
+    except UnsupportedError as err:  # a kernel found missing only at run time
+        return QueryResult(_spark_result(df), False, f"at run time: {err}", plan)
+    return QueryResult(table, True, None, plan)
+
+
+def sql(spark, query, *, ctx: ExecContext | None = None) -> pa.Table:
+    """The result of ``query`` as Arrow: computed natively when the plan translates exactly,
+    by Spark otherwise. :func:`last_result` tells which, and why."""
+    result = execute(spark, query, ctx=ctx)
+    _last.result = result
+    return result.table
+
+
+def explain(spark, query) -> str:
+    """The IR tree ``sql`` would run, or ``fallback: <reason>``."""
+    try:
+        plan = to_ir(spark, query)
+        check_executable(plan)
+    except UnsupportedError as err:
+        return f"fallback: {err}"
+    return explain_ir(plan, schema=True)
+
+
+def _spark_result(df) -> pa.Table:
+    if hasattr(df, "toArrow"):
+        return df.toArrow()
+    raise UnsupportedError("fallback", "this pyspark has no DataFrame.toArrow (Spark >= 4)")
+
+
+# -- reading what the JSON loses from the JVM objects -----------------------------------------
+
+def _seq(jseq) -> list:
+    return [jseq.apply(i) for i in range(jseq.size())]
+
+
+def _preorder(jnode) -> list:
+    out = []
+
+    def visit(j):
+        out.append(j)
+        for c in _seq(j.children()):
+            visit(c)
+
+    visit(jnode)
+    return out
+
+
+def _unwrap(jv):
+    return jv.get() if jv.getClass().getName() == "scala.Some" else jv
+
+
+def _contains_tree(value: Any) -> bool:
+    if is_tree(value):
+        return True
+    if isinstance(value, list):
+        return any(_contains_tree(v) for v in value)
+    if isinstance(value, dict):
+        return any(_contains_tree(v) for k, v in value.items() if k != "class")
+    return False
+
+
+def _tree_fields(node: dict):
+    """Fields holding trees that are not repeats of the node's children (PLANS.md 2.3)."""
+    host_is_expr = is_expression_class(node["class"])
+    for key, v in node.items():
+        if key in ("class", "num-children") or not _contains_tree(v):
+            continue
+        if host_is_expr and not (is_tree(v) and is_plan_class(v[0]["class"])):
+            continue
+        yield key, v
+
+
+def _note(j, node: dict) -> dict[str, Any]:
+    note: dict[str, Any] = {"class": node["class"]}
+    try:
+        note["dataType"] = json.loads(j.dataType().json())
+        note["nullable"] = bool(j.nullable())
+    except Exception:  # unevaluable expressions (SortOrder is fine; some have no type)
+        pass
+    if "evalContext" in node:
+        ctx = j.evalContext()
+        note["evalMode"] = str(ctx.evalMode())
+        note["allowDecimalPrecisionLoss"] = bool(ctx.allowDecimalPrecisionLoss())
+    if "evalMode" in node:
+        note["evalMode"] = str(j.evalMode())
+    if "escapeChar" in node:
+        note["escapeChar"] = str(j.escapeChar())
+    return note
+
+
+def annotate(jplan, plan_json: list) -> dict[str, dict]:
+    """Per expression node (by JSON path, as in ``tools/tpch/plans/*.json``): resolved type,
+    nullability, evaluation mode, LIKE escape. Walks the JSON and the JVM tree together."""
+    notes: dict[str, dict] = {}
+
+    def walk_tree(flat: list, jroot, path: str) -> None:
+        jnodes = _preorder(jroot)
+        if len(jnodes) != len(flat):
+            raise UnsupportedError("plan", f"{path}: JSON has {len(flat)} nodes, the JVM "
+                                   f"tree {len(jnodes)}")
+        for i, (node, j) in enumerate(zip(flat, jnodes, strict=True)):
+            if j.getClass().getName() != node["class"]:
+                raise UnsupportedError("plan", f"{path}[{i}]: JSON {node['class']} vs JVM "
+                                       f"{j.getClass().getName()}")
+            here = f"{path}[{i}]"
+            cls = node["class"]
+            if is_expression_class(cls) and not cls.endswith((".AttributeReference",
+                                                              ".Literal")):
+                notes[here] = _note(j, node)
+            for key, v in _tree_fields(node):
+                walk_value(v, getattr(j, key)(), f"{here}.{key}")
+
+    def walk_value(v, jv, path: str) -> None:
+        jv = _unwrap(jv)
+        if is_tree(v):
+            walk_tree(v, jv, path)
+        elif isinstance(v, list):
+            for k, item in enumerate(v):
+                if _contains_tree(item):
+                    walk_value(item, jv.apply(k), f"{path}[{k}]")
+        elif isinstance(v, dict):
+            for key, item in v.items():
+                if _contains_tree(item):
+                    walk_value(item, getattr(jv, key)(), f"{path}.{key}")
+
+    walk_tree(plan_json, jplan, "$")
+    return notes
+
+
+def relation_info(jplan) -> list[dict]:
+    """Every ``LogicalRelation`` (subquery plans included) with its source: the relation class,
+    and for file sources the format, root paths, schemas and options."""
+    found = []
+
+    def visit(node) -> None:
+        if node.getClass().getName().endswith(".LogicalRelation"):
+            rel = node.relation()
+            out = _seq(node.output())
+            info: dict[str, Any] = {
+                "output_expr_ids": [a.exprId().id() for a in out],
+                "output_names": [a.name() for a in out],
+                "relation_class": rel.getClass().getName(),
+                "catalog_table": node.catalogTable().isDefined(),
+            }
+            if info["relation_class"].endswith("HadoopFsRelation"):
+                info["format"] = rel.fileFormat().shortName()
+                info["root_paths"] = [p.toString() for p in _seq(rel.location().rootPaths())]
+                info["data_schema"] = json.loads(rel.dataSchema().json())
+                info["partition_schema"] = json.loads(rel.partitionSchema().json())
+                opts = rel.options()
+                info["options"] = {str(k): str(opts.apply(k)) for k in _seq(opts.keys().toSeq())
+                                   if str(k) != "path"}
+            found.append(info)
+        for child in _seq(node.children()):
+            visit(child)
+        for sub in _seq(node.subqueries()):
+            visit(sub)
+
+    visit(jplan)
+    return found
