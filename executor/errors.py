@@ -67,6 +67,12 @@ class InvalidCastInputError(SparkRuntimeError):
     error_class = "CAST_INVALID_INPUT"
 
 
+class ScalarSubqueryTooManyRowsError(SparkRuntimeError):
+    """A scalar subquery returned more than one row."""
+
+    error_class = "SCALAR_SUBQUERY_TOO_MANY_ROWS"
+
+
 class InternalError(ExecutorError):
     """A bug in the executor: an invariant did not hold."""
 

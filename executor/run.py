@@ -8,6 +8,7 @@ from executor import planner
 from executor.context import ExecContext
 from executor.ir import relations as rel
 from executor.ir.node import Node
+from executor.subqueries import resolve_subqueries
 
 
 def result_schema(node: rel.Relation) -> pa.Schema:
@@ -28,10 +29,12 @@ def finalize(table: pa.Table, node: rel.Relation) -> pa.Table:
 
 
 def run(plan: Node, ctx: ExecContext | None = None) -> pa.Table:
-    """Run ``plan`` as a single partition and return its result."""
+    """Run ``plan`` as a single partition and return its result (its scalar subqueries
+    first, each the same way)."""
     if not isinstance(plan, rel.Relation):
         raise TypeError(f"run() takes a Relation, got {type(plan).__name__}")
     ctx = ctx or ExecContext()
+    plan = resolve_subqueries(plan, lambda sub: run(sub, ctx))
     op = planner.plan(plan)
     single = ctx.for_stage(1, {})
     return finalize(op.collect(0, single), plan)

@@ -29,6 +29,7 @@ from executor.hashing import partition_ids
 from executor.ir import relations as rel
 from executor.ir import serde
 from executor.run import finalize
+from executor.subqueries import resolve_subqueries
 
 P = rel.Partitioning
 
@@ -166,8 +167,12 @@ def _process_task(plan_json: str, stage_index: int, partition: int, num_tasks: i
 def run_parallel(plan: rel.Relation, ctx: ExecContext | None = None, *,
                  runner: Literal["thread", "process"] = "thread",
                  scan_partitions: int | None = None) -> pa.Table:
-    """Run ``plan`` stage by stage, each stage's tasks in parallel; returns the result."""
+    """Run ``plan`` stage by stage, each stage's tasks in parallel; returns the result.
+    Its scalar subqueries run first, each with ``run_parallel`` and the same options (so
+    their plans need their own Exchanges), and become literals in the plan the tasks get."""
     ctx = ctx or ExecContext()
+    plan = resolve_subqueries(plan, lambda sub: run_parallel(
+        sub, ctx, runner=runner, scan_partitions=scan_partitions))
     stages = cut(plan)
     ids = exchange_ids(plan)
     exchanges: dict[int, Exchange] = {}

@@ -21,8 +21,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from executor.errors import UnsupportedError
+from executor.errors import InternalError, UnsupportedError
 from executor.ir import expressions as ex
+from executor.ir import subqueries as sub
 
 Datum = pa.Array | pa.ChunkedArray | pa.Scalar
 Kernel = Callable[[pa.RecordBatch], Datum]
@@ -78,6 +79,17 @@ def _(e: ex.Literal) -> Kernel:
 @lower.register
 def _(e: ex.Alias) -> Kernel:
     return lower(e.child)
+
+
+@lower.register
+def _(e: sub.ScalarSubquery) -> Kernel:
+    # Lowering succeeds so that planning (and check_executable) accepts the plan; the runners
+    # substitute every subquery's value before executing (executor.subqueries).
+    def kernel(batch: pa.RecordBatch) -> Datum:
+        raise InternalError("a scalar subquery reached execution without being computed "
+                            "first (run it with executor.run/run_parallel)")
+
+    return kernel
 
 
 # -- boolean logic --------------------------------------------------------------------------

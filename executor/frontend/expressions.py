@@ -20,13 +20,15 @@ import pyarrow as pa
 from executor import ir
 from executor.errors import InternalError, UnsupportedError
 from executor.frontend.annotations import PlanFacts
-from executor.frontend.plan_json import TreeNode, expr_id, object_name
+from executor.frontend.plan_json import TreeNode, expr_id, object_name, walk
 from executor.frontend.types import arrow_type, literal_value
 from executor.ir.expressions import Expr
+from executor.ir.relations import Relation
 
 EXPR_PKG = "org.apache.spark.sql.catalyst.expressions."
 
 AggregateSlot = Callable[[TreeNode], Expr]
+SubqueryPlan = Callable[[TreeNode], Relation]
 
 
 def column_name(name: str, exprid: int) -> str:
@@ -51,9 +53,11 @@ def is_expr(node: TreeNode, *names: str) -> bool:
 class ExprTranslator:
     """Translates the expression trees of one plan (``facts`` are that plan's annotations)."""
 
-    def __init__(self, facts: PlanFacts) -> None:
+    def __init__(self, facts: PlanFacts, subquery_plan: SubqueryPlan | None = None) -> None:
         self.facts = facts
         self._aggregate_slot: AggregateSlot | None = None
+        # Translates a subquery's plan (the plan translator owning this one supplies it).
+        self.subquery_plan = subquery_plan
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -330,4 +334,23 @@ def _aggregate(t: ExprTranslator, n: TreeNode) -> Expr:
 
 @rule("ScalarSubquery")
 def _scalar_subquery(t: ExprTranslator, n: TreeNode) -> Expr:
-    raise t.unsupported(n, "scalar subqueries have no IR node yet")
+    # Correlation shows as outer attributes / a join condition on the node, or as
+    # OuterReference expressions inside its plan; the IR computes a subquery once per query.
+    outer = n.fields.get("outerAttrs") or []
+    join_cond = n.fields.get("joinCond") or []
+    plan = n.fields.get("plan")
+    if outer or join_cond or (isinstance(plan, TreeNode) and any(
+            x.name == "OuterReference" for x in walk(plan))):
+        raise t.unsupported(n, "correlated scalar subquery (it references columns of the "
+                            "enclosing query; only uncorrelated ones run natively)")
+    if not isinstance(plan, TreeNode):
+        raise t.unsupported(n, "subquery plan missing from the JSON")
+    if t.subquery_plan is None:
+        raise InternalError(f"{n.path}: no plan translator for subqueries")
+    relation = t.subquery_plan(plan)
+    if len(relation.schema) != 1:
+        raise InternalError(f"{n.path}: scalar subquery plan has {len(relation.schema)} "
+                            "columns")
+    # Always nullable (no rows gives null); the type is the plan's column's, which
+    # _check_type compares with Spark's.
+    return ir.ScalarSubquery(relation, relation.schema.fields[0].dtype)

@@ -41,7 +41,7 @@ def translate_plan(root: TreeNode, facts: PlanFacts) -> Relation:
 class PlanTranslator:
     def __init__(self, facts: PlanFacts) -> None:
         self.facts = facts
-        self.exprs = ExprTranslator(facts)
+        self.exprs = ExprTranslator(facts, subquery_plan=self.relation)
         self.used: set[int] = set()
 
     def translate(self, root: TreeNode) -> Relation:

@@ -15,6 +15,7 @@ from executor.frontend.annotations import PlanFacts
 from executor.frontend.plan_json import parse
 from executor.frontend.relations import translate_plan
 from executor.ir.relations import Relation
+from executor.ir.subqueries import all_subqueries
 
 
 def translate(plan_json: Any, facts: PlanFacts) -> Relation:
@@ -24,5 +25,8 @@ def translate(plan_json: Any, facts: PlanFacts) -> Relation:
 
 def check_executable(plan: Relation) -> None:
     """Raise :class:`UnsupportedError` if the executor cannot lower ``plan`` (no operator or
-    no evaluation rule for some node). Builds operators only; reads nothing."""
+    no evaluation rule for some node), the plans of its scalar subqueries included. Builds
+    operators only; reads nothing."""
     planner.plan(plan)
+    for sq in all_subqueries(plan):
+        planner.plan(sq.plan)

@@ -1,12 +1,13 @@
 """The Plan IR: typed, immutable, JSON-serialisable relational operators and expressions.
 
 Nodes are frozen dataclasses validated on construction; see :mod:`.expressions`,
-:mod:`.functions`, :mod:`.aggregates` and :mod:`.relations`. :mod:`.serde` persists a plan
+:mod:`.functions`, :mod:`.aggregates`, :mod:`.relations` and
+:mod:`.subqueries`. :mod:`.serde` persists a plan
 (with a stable :func:`fingerprint`), :mod:`.explain` renders it. Every node class is
 re-exported here (``from executor import ir; ir.Scan(...)``).
 """
 
-from executor.ir import aggregates, expressions, functions, relations, types
+from executor.ir import aggregates, expressions, functions, relations, subqueries, types
 from executor.ir.aggregates import FrameKind
 from executor.ir.explain import explain, expr_str
 from executor.ir.node import NODE_TYPES, Node
@@ -34,6 +35,7 @@ __all__ = [
     "from_json",
     "functions",
     "relations",
+    "subqueries",
     "to_json",
     "types",
 ]

@@ -8,6 +8,7 @@ from executor.ir import aggregates as agg
 from executor.ir import expressions as ex
 from executor.ir import functions as fn
 from executor.ir import relations as rel
+from executor.ir import subqueries as sub
 from executor.ir.node import Node
 
 _OPS = {
@@ -46,6 +47,8 @@ def expr_str(e: Node) -> str:
     if isinstance(e, agg.Count):
         inner = ", ".join(expr_str(a) for a in e.args) or "*"
         return f"count({'DISTINCT ' if e.distinct else ''}{inner})"
+    if isinstance(e, sub.ScalarSubquery):
+        return f"scalar-subquery({e.dtype})"  # its plan is listed under the relation
     if isinstance(e, agg.WindowExpr):
         f = e.frame
         return f"{expr_str(e.function)} OVER ({f.kind.value} {f.lower}..{f.upper})"
@@ -117,7 +120,8 @@ def describe(r: rel.Relation) -> str:
 
 
 def explain(r: rel.Relation, *, schema: bool = False) -> str:
-    """The plan as an indented tree; with ``schema`` each line ends with its output types."""
+    """The plan as an indented tree; with ``schema`` each line ends with its output types.
+    The plans of a relation's subqueries follow its line, marked ``:- subquery``."""
     lines: list[str] = []
 
     def visit(node: rel.Relation, depth: int) -> None:
@@ -127,6 +131,9 @@ def explain(r: rel.Relation, *, schema: bool = False) -> str:
                              for f in node.schema)
             line += f"  => ({cols})"
         lines.append(line)
+        for sq in sub.subqueries_of(node):
+            lines.append("  " * (depth + 1) + f":- subquery ({sq.dtype})")
+            visit(sq.plan, depth + 2)
         for child in node.inputs:
             visit(child, depth + 1)
 

@@ -23,7 +23,14 @@ import pyarrow as pa
 from executor.errors import PlanError
 
 # Importing the node modules registers every node class.
-from executor.ir import aggregates, expressions, functions, relations, types  # noqa: F401
+from executor.ir import (  # noqa: F401
+    aggregates,
+    expressions,
+    functions,
+    relations,
+    subqueries,
+    types,
+)
 from executor.ir.expressions import Literal
 from executor.ir.node import NODE_TYPES, Node
 from executor.ir.types import type_from_json, type_to_json

@@ -17,13 +17,9 @@ from executor.frontend import execute, last_result
 from tests import spark_support
 from tools.tpch import QUERY_NUMBERS, query_name, query_text
 
-# Uncorrelated scalar subqueries have no IR node yet (they would run first and become a
-# literal); everything else in TPC-H translates exactly.
-FALLBACK = {
-    "q11": r"unsupported: expression ScalarSubquery \(scalar subqueries have no IR node yet",
-    "q15": r"unsupported: expression ScalarSubquery \(scalar subqueries have no IR node yet",
-    "q22": r"unsupported: expression ScalarSubquery \(scalar subqueries have no IR node yet",
-}
+# Every TPC-H query translates exactly (Q11, Q15 and Q22 through uncorrelated scalar
+# subqueries, computed first and substituted as literals); none falls back.
+FALLBACK: dict[str, str] = {}
 QUERIES = [query_name(n) for n in QUERY_NUMBERS]
 NATIVE = set(QUERIES) - set(FALLBACK)
 
@@ -61,8 +57,9 @@ def test_explain(spark):
     text = executor.explain(spark, query_text(6))
     assert text.startswith("Project [revenue#") and "Aggregate[complete]" in text
     assert "Scan " in text and "lineitem" in text
-    assert executor.explain(spark, query_text(11)).startswith(
-        "fallback: unsupported: expression ScalarSubquery")
+    q11 = executor.explain(spark, query_text(11))
+    assert q11.startswith("Project [") and ":- subquery (decimal128(38, 6))" in q11
+    assert "scalar-subquery(decimal128(38, 6))" in q11
 
 
 def test_dataframe_input_and_eval_mode_fallback(spark):
