@@ -120,21 +120,22 @@ def _parse_field(value: Any, path: str, host_is_expr: bool) -> Any:
         if host_is_expr and not is_plan_class(value[0]["class"]):
             return value
         return parse(value, path)
-    if isinstance(value, list) and value and any(_contains_tree(v) for v in value):
+    if isinstance(value, list) and value and any(contains_tree(v) for v in value):
         return [_parse_field(v, f"{path}[{i}]", host_is_expr) for i, v in enumerate(value)]
-    if isinstance(value, dict) and "product-class" in value and _contains_tree(value):
+    if isinstance(value, dict) and "product-class" in value and contains_tree(value):
         return {k: _parse_field(v, f"{path}.{k}", host_is_expr) if k != "product-class" else v
                 for k, v in value.items()}
     return value
 
 
-def _contains_tree(value: Any) -> bool:
+def contains_tree(value: Any) -> bool:
+    """Whether ``value`` is, or holds somewhere inside, a flattened tree."""
     if is_tree(value):
         return True
     if isinstance(value, list):
-        return any(_contains_tree(v) for v in value)
+        return any(contains_tree(v) for v in value)
     if isinstance(value, dict):
-        return any(_contains_tree(v) for k, v in value.items() if k != "class")
+        return any(contains_tree(v) for k, v in value.items() if k != "class")
     return False
 
 

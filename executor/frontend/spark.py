@@ -24,7 +24,12 @@ import pyarrow as pa
 from executor.context import ExecContext
 from executor.errors import UnsupportedError
 from executor.frontend.annotations import PlanFacts
-from executor.frontend.plan_json import is_expression_class, is_plan_class, is_tree
+from executor.frontend.plan_json import (
+    contains_tree,
+    is_expression_class,
+    is_plan_class,
+    is_tree,
+)
 from executor.frontend.translate import check_executable, translate
 from executor.ir.explain import explain as explain_ir
 from executor.ir.relations import Relation
@@ -143,21 +148,11 @@ def _unwrap(jv):
     return jv.get() if jv.getClass().getName() == "scala.Some" else jv
 
 
-def _contains_tree(value: Any) -> bool:
-    if is_tree(value):
-        return True
-    if isinstance(value, list):
-        return any(_contains_tree(v) for v in value)
-    if isinstance(value, dict):
-        return any(_contains_tree(v) for k, v in value.items() if k != "class")
-    return False
-
-
 def _tree_fields(node: dict):
     """Fields holding trees that are not repeats of the node's children (PLANS.md 2.3)."""
     host_is_expr = is_expression_class(node["class"])
     for key, v in node.items():
-        if key in ("class", "num-children") or not _contains_tree(v):
+        if key in ("class", "num-children") or not contains_tree(v):
             continue
         if host_is_expr and not (is_tree(v) and is_plan_class(v[0]["class"])):
             continue
@@ -210,11 +205,11 @@ def annotate(jplan, plan_json: list) -> dict[str, dict]:
             walk_tree(v, jv, path)
         elif isinstance(v, list):
             for k, item in enumerate(v):
-                if _contains_tree(item):
+                if contains_tree(item):
                     walk_value(item, jv.apply(k), f"{path}[{k}]")
         elif isinstance(v, dict):
             for key, item in v.items():
-                if _contains_tree(item):
+                if contains_tree(item):
                     walk_value(item, getattr(jv, key)(), f"{path}.{key}")
 
     walk_tree(plan_json, jplan, "$")
