@@ -86,7 +86,3 @@ class ColumnNotFoundError(WjioError, KeyError):
 
 class InvalidPredicateError(WjioError, ValueError):
     """A filter is not a valid predicate for the dataset's schema."""
-
-
-class ScanCancelledError(WjioError):
-    """The scan was closed before it completed; its partial output is not a result."""

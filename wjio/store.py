@@ -327,13 +327,6 @@ class S3Store:
                     uri=str(prefix),
                 )
 
-    async def put(self, path: S3Path, body: bytes, *, stats: ScanStats | None = None) -> str:
-        async def attempt(client) -> str:
-            resp = await client.put_object(Bucket=path.bucket, Key=path.key, Body=body)
-            return resp.get("ETag")
-
-        return await self._call("PUT", path, attempt, stats)
-
 
 def _client_error(status: int, headers, body: bytes, operation: str) -> bexc.ClientError:
     """An S3 error answer, in the shape botocore gives (so one translation serves all)."""
