@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
@@ -27,6 +28,10 @@ class TableSource(ABC):
              num_partitions: int) -> Iterator[pa.RecordBatch]:
         """Batches of ``columns`` where ``filter`` holds (applied exactly)."""
 
+    def size_bytes(self) -> int | None:
+        """The data files' total size (None if unknown): sizes broadcast decisions."""
+        return None
+
 
 class LocalParquetSource(TableSource):
     """A local Parquet file or directory (Hive-partitioned directories work)."""
@@ -43,6 +48,10 @@ class LocalParquetSource(TableSource):
                 raise ExecutionError(f"cannot open table {self.uri}: {err}") from err
         return self._dataset
 
+    def size_bytes(self) -> int | None:
+        files = self._open().files
+        return sum(os.path.getsize(f) for f in files)
+
     def read(self, columns, filter, partition, num_partitions):
         dataset = self._open()
         fragments = sorted(dataset.get_fragments(), key=lambda f: f.path)
@@ -54,8 +63,8 @@ class LocalParquetSource(TableSource):
 class WjioSource(TableSource):
     """An ``s3://`` object, prefix, or comma-separated list of objects, read with wjio.
 
-    A list is split by object across partitions; a single object or prefix is read whole by
-    partition 0 (splitting a prefix needs its listing: a later step).
+    Partition ``p`` of ``n`` reads every ``n``-th surviving row group from the ``p``-th (the
+    footers are read once per process: wjio caches them by ETag).
     """
 
     def __init__(self, uri: str, store=None) -> None:
@@ -65,12 +74,19 @@ class WjioSource(TableSource):
     def read(self, columns, filter, partition, num_partitions):
         import wjio
 
-        uris = [u for u in self.uri.split(",") if u]
-        mine = uris[partition::num_partitions]
-        if not mine:
-            return
-        scan = wjio.ParquetScan(mine, columns=list(columns), filter=filter, store=self.store)
+        scan = wjio.ParquetScan(self._uris(), columns=list(columns), filter=filter,
+                                store=self.store, part=(partition, num_partitions))
         yield from scan.to_reader()
+
+    def _uris(self) -> list[str]:
+        return [u for u in self.uri.split(",") if u]
+
+    def size_bytes(self) -> int | None:
+        import wjio
+        from wjio.sync import run
+
+        plan = run(wjio.ParquetScan(self._uris(), store=self.store).plan())
+        return sum(f.info.size for f in plan.files)
 
 
 def open_source(uri: str, store=None) -> TableSource:

@@ -40,10 +40,12 @@ def read_parquet(
     filters: Sequence | None = None,
     store: StoreOptions | None = None,
     options: ScanOptions | None = None,
+    part: tuple[int, int] | None = None,
 ) -> pa.Table:
     """Read Parquet from S3 into a ``pyarrow.Table`` (see :class:`ParquetScan`)."""
     return ParquetScan(
-        source, columns=columns, filter=filter, filters=filters, store=store, options=options
+        source, columns=columns, filter=filter, filters=filters, store=store, options=options,
+        part=part,
     ).to_table()
 
 

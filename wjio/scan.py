@@ -93,6 +93,10 @@ class ParquetScan:
         statistics and partitions by value, then is applied exactly to the decoded rows.
     store, options
         :class:`StoreOptions` and :class:`ScanOptions`.
+    part
+        ``(index, count)``: read only this share of the surviving row groups (every
+        ``count``-th, from ``index``), so ``count`` scans together read each row once. The
+        schema is the whole dataset's.
 
     A scan runs once: iterate it (``async for batch in scan``) or call ``to_table()`` /
     ``to_reader()`` / ``to_batches()``; ``scan.stats`` then holds its counters.
@@ -107,10 +111,14 @@ class ParquetScan:
         filters: Sequence | None = None,
         store: StoreOptions | None = None,
         options: ScanOptions | None = None,
+        part: tuple[int, int] | None = None,
     ) -> None:
         sources = [source] if isinstance(source, str) else list(source)
         if not sources:
             raise ValueError("ParquetScan needs at least one source URI")
+        if part is not None and not 0 <= part[0] < part[1]:
+            raise ValueError(f"part must be (index, count) with 0 <= index < count, got {part}")
+        self.part = part
         self.paths = [S3Path.parse(s) for s in sources]
         self.where = sources[0] if len(sources) == 1 else f"{sources[0]} (+{len(sources) - 1})"
         self.columns = columns
@@ -165,6 +173,8 @@ class ParquetScan:
         tasks: list[RowGroupTask] = []
         for file, footer in zip(files, footers, strict=True):
             tasks += self._plan_file(file, footer, schema, partitions, projection, expr)
+        if self.part is not None:
+            tasks = tasks[self.part[0]::self.part[1]]
         self.stats.bytes_needed = sum(t.needed_bytes for t in tasks)
         self._tails.clear()  # tasks keep views of the chunks they use; the rest can go
         return ScanPlan(schema, projection, expr, tuple(tasks), tuple(files))

@@ -87,7 +87,7 @@ def execute(spark, query, *, ctx: ExecContext | None = None) -> QueryResult:
     """Run ``query`` (SQL text or DataFrame) natively if it translates and the executor can
     lower every node; otherwise with Spark. Only :class:`UnsupportedError` falls back: any
     other error (a failing query, a translator bug) propagates."""
-    from executor.run import run
+    from executor.distribute import run_distributed
 
     df = _dataframe(spark, query)  # planned once: a command in `query` runs only once
     try:
@@ -96,7 +96,7 @@ def execute(spark, query, *, ctx: ExecContext | None = None) -> QueryResult:
     except UnsupportedError as err:
         return QueryResult(_spark_result(df), False, str(err))
     try:
-        table = run(plan, ctx)
+        table = run_distributed(plan, ctx)
     except UnsupportedError as err:  # a kernel found missing only at run time
         return QueryResult(_spark_result(df), False, f"at run time: {err}", plan)
     return QueryResult(table, True, None, plan)

@@ -261,3 +261,20 @@ async def test_async_iteration(put, prefix):
     got = pa.Table.from_batches(batches, schema=scan.schema)
     assert got.equals(_local(data, filters=pc.field("f64") > 0))
     assert scan.stats.requests >= 1 and scan.stats.wall_time_s > 0
+
+
+def test_parts_partition_the_rows(put, prefix):
+    """``part=(i, n)`` scans read disjoint row-group shares whose union is the whole scan,
+    each with the whole dataset's schema (also the shares that get no row group)."""
+    table = _wide_table(3_000).select(["id", "s", "dec"])
+    for i in range(2):
+        put(f"{prefix}k={i}/f.parquet", table.slice(i * 1_500, 1_500), row_group_size=500)
+    whole = wjio.read_parquet(f"s3://{TEST_BUCKET}/{prefix}", filter=pc.field("id") >= 100)
+    shares = [wjio.read_parquet(f"s3://{TEST_BUCKET}/{prefix}", filter=pc.field("id") >= 100,
+                                part=(i, 8)) for i in range(8)]
+    assert all(s.schema == whole.schema for s in shares)
+    assert [s.num_rows for s in shares][6:] == [0, 0]  # 6 row groups for 8 parts
+    got = pa.concat_tables(shares).sort_by("id")
+    assert got.equals(whole.sort_by("id"))
+    with pytest.raises(ValueError, match="part"):
+        wjio.ParquetScan(f"s3://{TEST_BUCKET}/{prefix}", part=(2, 2))

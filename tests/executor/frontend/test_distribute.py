@@ -1,0 +1,94 @@
+"""``distribute``: the exchanges it inserts into the frontend's single-node TPC-H plans give
+the same rows as the single-partition run, for several partition counts, with and without
+broadcast joins, on threads (and one query on processes)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from executor import ExecContext, run, run_parallel
+from executor.distribute import distribute
+from executor.errors import UnsupportedError
+from executor.frontend.spark import to_ir
+from executor.ir import relations as rel
+from executor.stages import cut, task_count
+from tools.tpch import QUERY_NUMBERS, query_text
+
+P = rel.Partitioning
+
+
+def _rows(table: pa.Table) -> list:
+    return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
+
+
+def _sizes(ctx: ExecContext):
+    return lambda table: ctx.source(table).size_bytes()
+
+
+def _exchanges(plan: rel.Relation) -> list[rel.Exchange]:
+    return [n for n in plan.walk() if isinstance(n, rel.Exchange)]
+
+
+@pytest.fixture(scope="module")
+def plans(spark):
+    return {n: to_ir(spark, query_text(n)) for n in QUERY_NUMBERS}
+
+
+@pytest.mark.parametrize("n", QUERY_NUMBERS)
+def test_distributed_equals_single(plans, n):
+    plan = plans[n]
+    ctx = ExecContext(parallelism=2)
+    expected = run(plan, ctx)
+    for parts, sizes in ((3, None), (2, _sizes(ctx))):
+        distributed = distribute(plan, parts, size_of=sizes)
+        assert _exchanges(distributed), "a TPC-H query always needs an exchange"
+        stages = cut(distributed)
+        for stage in stages:  # every stage obeys the scheduler's rule (raises otherwise)
+            task_count(stage, scan_partitions=parts)
+        got = run_parallel(distributed, ctx, scan_partitions=parts)
+        assert got.schema == expected.schema
+        if "order by" in query_text(n).lower():
+            assert got.equals(expected)
+        else:
+            assert _rows(got) == _rows(expected)
+
+
+def test_broadcast_only_for_small_tables(plans):
+    ctx = ExecContext()
+    lineitem = next(s.table for s in plans[5].walk()
+                    if isinstance(s, rel.Scan) and s.table.endswith("lineitem"))
+    limit = ctx.source(lineitem).size_bytes()  # lineitem (the largest) is not small
+    q5 = distribute(plans[5], 2, size_of=_sizes(ctx), broadcast_bytes=limit)
+    broadcast = [e for e in _exchanges(q5) if e.partitioning is P.BROADCAST]
+    assert broadcast, "nation/region/supplier are far smaller than lineitem"
+    for e in broadcast:
+        tables = {s.table for s in e.walk() if isinstance(s, rel.Scan)}
+        assert not any(t.endswith("lineitem") for t in tables)
+    hashed = distribute(plans[5], 2, size_of=_sizes(ctx), broadcast_bytes=0)
+    assert not [e for e in _exchanges(hashed) if e.partitioning is P.BROADCAST]
+    assert distribute(plans[5], 2) == hashed  # sizes unknown: never broadcast
+
+
+def test_two_phase_aggregate_and_single_sort(plans):
+    q1 = distribute(plans[1], 4)
+    kinds = [(e.partitioning, e.num_partitions) for e in _exchanges(q1)]
+    assert kinds == [(P.SINGLE, 1), (P.HASH, 4)]  # pre-order: sort's input, then final's
+    modes = [a.mode for a in q1.walk() if isinstance(a, rel.Aggregate)]
+    assert modes == [rel.AggregateMode.FINAL, rel.AggregateMode.PARTIAL]
+
+
+def test_processes_run_a_distributed_plan(plans):
+    plan = plans[3]
+    ctx = ExecContext()
+    got = run_parallel(distribute(plan, 2, size_of=_sizes(ctx)), ctx, runner="process")
+    assert got.equals(run(plan, ctx))
+
+
+def test_refuses_partial_aggregates_and_bad_counts(plans):
+    with pytest.raises(ValueError, match="num_partitions"):
+        distribute(plans[1], 0)
+    partial = next(a for a in distribute(plans[1], 2).walk()
+                   if isinstance(a, rel.Aggregate) and a.mode is rel.AggregateMode.PARTIAL)
+    with pytest.raises(UnsupportedError, match="partial aggregate"):
+        distribute(partial, 2)
