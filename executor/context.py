@@ -26,6 +26,8 @@ class ExecContext:
     exchange_inputs: dict[int, Any] = field(default_factory=dict)
     parallelism: int = 2
     """Tasks run at once by the stage scheduler (threads or processes)."""
+    memory_budget: int | None = None
+    """Bytes one query may hold; big inputs get more hash partitions (``distribute``)."""
 
     def source(self, table: str) -> TableSource:
         if table not in self.sources:
@@ -37,5 +39,5 @@ class ExecContext:
             num_partitions=num_partitions, batch_size=self.batch_size,
             max_nested_loop_rows=self.max_nested_loop_rows, sources=self.sources,
             source_factory=self.source_factory, exchange_inputs=exchange_inputs,
-            parallelism=self.parallelism,
+            parallelism=self.parallelism, memory_budget=self.memory_budget,
         )

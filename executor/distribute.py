@@ -267,10 +267,40 @@ def _names(keys: tuple[Expr, ...]) -> tuple[tuple[str, ...], ...]:
     return (names,) if names is not None else ()
 
 
+
+def physical_plan(plan: rel.Relation, ctx) -> rel.Relation:
+    """The plan ``run_distributed`` runs: :func:`distribute` with table sizes from ``ctx``'s
+    sources and :func:`partition_count` hash partitions (``plan`` itself when
+    ``ctx.parallelism`` is 1)."""
+    if ctx.parallelism <= 1:
+        return plan
+    return distribute(plan, partition_count(plan, ctx),
+                      size_of=lambda table: ctx.source(table).size_bytes())
+
+
+def partition_count(plan: rel.Relation, ctx) -> int:
+    """Hash partitions: ``ctx.parallelism``, or more when the largest table's share per running
+    task (its files' size, times :data:`EXPANSION` for decoding) would exceed the task's part
+    of ``ctx.memory_budget``: big inputs are partitioned further instead of running out of
+    memory in one join or aggregate."""
+    n = ctx.parallelism
+    budget = ctx.memory_budget
+    if not budget:
+        return n
+    sizes = [ctx.source(s.table).size_bytes() or 0 for s in plan.walk()
+             if isinstance(s, rel.Scan)]
+    largest = max(sizes, default=0) * EXPANSION
+    per_task = budget / n
+    return max(n, -(-int(largest) // max(1, int(per_task))))
+
+
+EXPANSION = 4
+"""Decoded Arrow bytes per Parquet file byte, roughly (compression + encodings)."""
+
+
 def run_distributed(plan: rel.Relation, ctx=None, *, runner: str = "thread") -> pa.Table:
-    """Run a single-node ``plan`` partition-parallel: :func:`distribute` with
-    ``ctx.parallelism`` partitions (table sizes from ``ctx``'s sources), then
-    :func:`~executor.stages.run_parallel`. ``parallelism=1`` runs it in one partition."""
+    """Run a single-node ``plan`` partition-parallel: :func:`physical_plan`, then
+    :func:`~executor.stages.run_parallel` (``parallelism=1``: one partition, this thread)."""
     from executor.context import ExecContext
     from executor.run import run
     from executor.stages import run_parallel
@@ -278,6 +308,4 @@ def run_distributed(plan: rel.Relation, ctx=None, *, runner: str = "thread") -> 
     ctx = ctx or ExecContext()
     if ctx.parallelism <= 1:
         return run(plan, ctx)
-    distributed = distribute(plan, ctx.parallelism,
-                             size_of=lambda table: ctx.source(table).size_bytes())
-    return run_parallel(distributed, ctx, runner=runner)
+    return run_parallel(physical_plan(plan, ctx), ctx, runner=runner)

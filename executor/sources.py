@@ -1,13 +1,14 @@
 """Table sources: where a ``Scan`` gets its batches.
 
 ``s3://`` tables are read through wjio (precise range reads); local paths through
-``pyarrow.dataset`` (wjio does not read local files). A source splits its data files across
-``num_partitions`` tasks, partition ``p`` taking files ``p, p + n, ...``.
+``pyarrow.dataset`` (wjio does not read local files). A source splits its row groups across
+``num_partitions`` tasks, partition ``p`` taking row groups ``p, p + n, ...``.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
@@ -22,6 +23,9 @@ class TableSource(ABC):
     """Batches of one table, restricted to a partition of its files."""
 
     uri: str
+    requests: int = 0
+    bytes_read: int | None = None
+    """Object-store requests and bytes of this source's reads so far (None: not counted)."""
 
     @abstractmethod
     def read(self, columns: Sequence[str], filter: pc.Expression | None, partition: int,
@@ -54,7 +58,9 @@ class LocalParquetSource(TableSource):
 
     def read(self, columns, filter, partition, num_partitions):
         dataset = self._open()
-        fragments = sorted(dataset.get_fragments(), key=lambda f: f.path)
+        fragments = sorted(dataset.get_fragments(filter=filter), key=lambda f: f.path)
+        if num_partitions > 1:  # share row groups, not files: one big file splits too
+            fragments = [rg for f in fragments for rg in f.split_by_row_group(filter)]
         for fragment in fragments[partition::num_partitions]:
             yield from fragment.to_batches(columns=list(columns), filter=filter,
                                            schema=dataset.schema)
@@ -62,6 +68,7 @@ class LocalParquetSource(TableSource):
 
 class WjioSource(TableSource):
     """An ``s3://`` object, prefix, or comma-separated list of objects, read with wjio.
+    Its files and their ETags are fixed at first use (:meth:`files`).
 
     Partition ``p`` of ``n`` reads every ``n``-th surviving row group from the ``p``-th (the
     footers are read once per process: wjio caches them by ETag).
@@ -70,23 +77,43 @@ class WjioSource(TableSource):
     def __init__(self, uri: str, store=None) -> None:
         self.uri = uri
         self.store = store
+        self.bytes_read = 0
+        self._lock = threading.Lock()
+        self._files: dict[str, str | None] | None = None
 
     def read(self, columns, filter, partition, num_partitions):
         import wjio
 
         scan = wjio.ParquetScan(self._uris(), columns=list(columns), filter=filter,
-                                store=self.store, part=(partition, num_partitions))
-        yield from scan.to_reader()
+                                store=self.store, part=(partition, num_partitions),
+                                pinned=self.files())
+        try:
+            yield from scan.to_reader()
+        finally:
+            with self._lock:
+                self.requests += scan.stats.requests
+                self.bytes_read += scan.stats.bytes_fetched
 
     def _uris(self) -> list[str]:
         return [u for u in self.uri.split(",") if u]
 
-    def size_bytes(self) -> int | None:
-        import wjio
-        from wjio.sync import run
+    def files(self) -> dict[str, str | None]:
+        """``{object URI: ETag}`` of the table's data files, listed once: every scan of this
+        source (each task's share) must find exactly these, or fails with wjio's
+        ``ObjectChangedError``; a table replaced mid-query never mixes old and new rows."""
+        with self._lock:
+            if self._files is None:
+                import wjio
+                from wjio.sync import run
 
-        plan = run(wjio.ParquetScan(self._uris(), store=self.store).plan())
-        return sum(f.info.size for f in plan.files)
+                plan = run(wjio.ParquetScan(self._uris(), store=self.store).plan())
+                self._files = {str(f.info.path): f.info.etag for f in plan.files}
+                self._size = sum(f.info.size for f in plan.files)
+            return self._files
+
+    def size_bytes(self) -> int | None:
+        self.files()
+        return self._size
 
 
 def open_source(uri: str, store=None) -> TableSource:

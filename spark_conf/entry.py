@@ -13,7 +13,7 @@ import logging
 import sys
 
 # Packages contributing subcommands, bottom layer first.
-_CLI_MODULES = ("wjio.cli", "spark_conf.cli")
+_CLI_MODULES = ("wjio.cli", "executor.cli", "checkpoint.cli", "spark_conf.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -316,3 +316,9 @@ def _union(t: PlanTranslator, n: TreeNode) -> Relation:
     if n.fields.get("byName") or n.fields.get("allowMissingCol"):
         raise t.unsupported(n, "unresolved by-name union")
     return ir.Union(tuple(t.relation(c) for c in n.children))
+
+
+@rule("OneRowRelation")
+def _one_row(t: PlanTranslator, n: TreeNode) -> Relation:
+    # SELECT without FROM: one row, no columns.
+    return ir.Values(ir.Schema(()), ((),))

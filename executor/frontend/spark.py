@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ import pyarrow as pa
 from executor.context import ExecContext
 from executor.errors import UnsupportedError
 from executor.frontend.annotations import PlanFacts
+from executor.frontend.catalog import Catalog
 from executor.frontend.plan_json import (
     contains_tree,
     is_expression_class,
@@ -83,23 +85,41 @@ def to_ir(spark, sql_or_df) -> Relation:
     return translate(plan, facts)
 
 
-def execute(spark, query, *, ctx: ExecContext | None = None) -> QueryResult:
+def execute(spark, query, *, ctx: ExecContext | None = None,
+            catalog: Catalog | None = None,
+            runner: Callable[[Relation, ExecContext], pa.Table] | None = None) -> QueryResult:
     """Run ``query`` (SQL text or DataFrame) natively if it translates and the executor can
     lower every node; otherwise with Spark. Only :class:`UnsupportedError` falls back: any
-    other error (a failing query, a translator bug) propagates."""
+    other error (a failing query, a translator bug) propagates. ``catalog`` (``wj sql``'s
+    tables) points scans of schema stubs at their ``s3://`` tables. ``runner`` runs the
+    single-node plan (default :func:`~executor.distribute.run_distributed`; e.g. a
+    checkpointed run through the object store)."""
     from executor.distribute import run_distributed
+
+    ctx = ctx or ExecContext()
+    runner = runner or run_distributed
 
     df = _dataframe(spark, query)  # planned once: a command in `query` runs only once
     try:
         plan = translate(*_plan_of(df))
+        if catalog is not None:
+            plan = catalog.retarget(plan)
         check_executable(plan)
     except UnsupportedError as err:
-        return QueryResult(_spark_result(df), False, str(err))
+        return _fall_back(df, str(err), None, catalog)
     try:
-        table = run_distributed(plan, ctx)
+        table = runner(plan, ctx)
     except UnsupportedError as err:  # a kernel found missing only at run time
-        return QueryResult(_spark_result(df), False, f"at run time: {err}", plan)
+        return _fall_back(df, f"at run time: {err}", plan, catalog)
     return QueryResult(table, True, None, plan)
+
+
+def _fall_back(df, reason: str, plan, catalog: Catalog | None) -> QueryResult:
+    if catalog is not None:
+        roots = {p for r in relation_info(df._jdf.queryExecution().optimizedPlan())
+                 for p in r.get("root_paths", ())}
+        catalog.check_fallback(reason, roots)
+    return QueryResult(_spark_result(df), False, reason, plan)
 
 
 def sql(spark, query, *, ctx: ExecContext | None = None) -> pa.Table:
@@ -110,10 +130,12 @@ def sql(spark, query, *, ctx: ExecContext | None = None) -> pa.Table:
     return result.table
 
 
-def explain(spark, query) -> str:
+def explain(spark, query, *, catalog: Catalog | None = None) -> str:
     """The IR tree ``sql`` would run, or ``fallback: <reason>``."""
     try:
         plan = to_ir(spark, query)
+        if catalog is not None:
+            plan = catalog.retarget(plan)
         check_executable(plan)
     except UnsupportedError as err:
         return f"fallback: {err}"

@@ -50,7 +50,15 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     """``batch`` under ``schema``'s names (columns are positional)."""
     if batch.schema.equals(schema):
         return batch
-    return pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+    return batch_of(batch.columns, schema, batch)
+
+
+def batch_of(arrays: list, schema: pa.Schema, like: pa.RecordBatch) -> pa.RecordBatch:
+    """A batch of ``arrays`` under ``schema``, with ``like``'s row count even when there are
+    no columns (``count(*)`` projects none; ``RecordBatch.from_arrays([])`` has 0 rows)."""
+    if not arrays:
+        return like.select([])
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def batches_of(table: pa.Table, schema: pa.Schema, size: int) -> Iterator[pa.RecordBatch]:

@@ -9,7 +9,7 @@ import pyarrow as pa
 from executor.context import ExecContext
 from executor.eval import as_array, lower
 from executor.ir import relations as rel
-from executor.operators.base import Operator, physical_schema
+from executor.operators.base import Operator, batch_of, physical_schema
 
 
 def project_batch(kernels, schema: pa.Schema, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -17,7 +17,7 @@ def project_batch(kernels, schema: pa.Schema, batch: pa.RecordBatch) -> pa.Recor
     arrays = [as_array(k(batch), n, f.type) for k, f in zip(kernels, schema, strict=True)]
     arrays = [a.cast(f.type) if a.type != f.type else a for a, f in zip(arrays, schema,
                                                                          strict=True)]
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    return batch_of(arrays, schema, batch)
 
 
 class ProjectExec(Operator):

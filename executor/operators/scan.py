@@ -13,7 +13,7 @@ from executor.errors import UnsupportedError
 from executor.eval import lower
 from executor.eval.pushdown import to_arrow_expression
 from executor.ir import relations as rel
-from executor.operators.base import Operator, physical_schema
+from executor.operators.base import Operator, batch_of, physical_schema
 
 
 class ScanExec(Operator):
@@ -40,7 +40,7 @@ class ScanExec(Operator):
             if batch.num_rows == 0:
                 continue
             cols = [batch.column(name) for name in self.node.columns]
-            yield pa.RecordBatch.from_arrays(
+            yield batch_of(
                 [c.cast(f.type) if c.type != f.type else c for c, f in zip(cols, self.schema,
                                                                            strict=True)],
-                schema=self.schema)
+                self.schema, batch)

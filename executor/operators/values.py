@@ -19,7 +19,12 @@ class ValuesExec(Operator):
             pa.array([s.as_py() for s in col], f.type) if col else pa.array([], f.type)
             for col, f in zip(columns or [()] * len(self.schema), self.schema, strict=True)
         ]
+        self.num_rows = len(node.rows)
 
     def execute(self, partition: int, ctx: ExecContext) -> Iterator[pa.RecordBatch]:
-        if partition == 0 and len(self.arrays) and len(self.arrays[0]):
+        if partition != 0 or not self.num_rows:
+            return
+        if self.arrays:
             yield pa.RecordBatch.from_arrays(self.arrays, schema=self.schema)
+        else:  # rows without columns (SELECT without FROM)
+            yield pa.record_batch([pa.nulls(self.num_rows)], names=["_"]).select([])

@@ -92,3 +92,28 @@ def test_refuses_partial_aggregates_and_bad_counts(plans):
                    if isinstance(a, rel.Aggregate) and a.mode is rel.AggregateMode.PARTIAL)
     with pytest.raises(UnsupportedError, match="partial aggregate"):
         distribute(partial, 2)
+
+
+def test_memory_budget_partitions_further(plans):
+    """A budget smaller than the inputs' decoded size gives more hash partitions (not an
+    error), the same rows, and a peak-memory reading."""
+    from executor.distribute import EXPANSION, partition_count, physical_plan
+    from executor.memory import PeakMemory
+
+    plan = plans[9]  # six tables, lineitem the largest
+    roomy = ExecContext(parallelism=2)
+    assert partition_count(plan, roomy) == 2
+    largest = max(roomy.source(s.table).size_bytes() for s in plan.walk()
+                  if isinstance(s, rel.Scan))
+    budget = largest * EXPANSION // 4
+    tight = ExecContext(parallelism=2, memory_budget=budget)
+    count = partition_count(plan, tight)
+    # Two tasks run at once, each with half the budget: the largest table's share fits.
+    assert 8 <= count <= 9 and largest * EXPANSION / count <= budget / 2
+    physical = physical_plan(plan, tight)
+    hashed = [e for e in _exchanges(physical) if e.partitioning is P.HASH]
+    assert hashed and all(e.num_partitions == count for e in hashed)
+    with PeakMemory() as peak:
+        got = run_parallel(physical, tight)
+    assert peak.bytes > 0
+    assert got.equals(run(plan, roomy))
