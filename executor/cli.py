@@ -113,7 +113,8 @@ class _Session:
     def _make_runner(self):
         """The plan runner an upper layer added to this command (``--checkpoint``), if any."""
         make = getattr(self.args, "make_runner", None)
-        return make(self.args) if make is not None and not self.args.explain else None
+        wanted = make is not None and not (self.args.explain or self.args.no_native)
+        return make(self.args) if wanted else None
 
     def _ready(self):
         if self._spark is None:

@@ -83,3 +83,18 @@ class ResourcesExhaustedError(ExecutorError):
 
 class ExchangeError(ExecutorError):
     """An exchange was used out of its documented call order, or lost data."""
+
+
+class TaskOutputLostError(ExchangeError):
+    """A committed task output is missing or corrupt: its producer task must run again.
+
+    ``stage`` and ``task`` name the producer, ``attempt`` the committed attempt that was lost.
+    """
+
+    def __init__(self, stage: int, task: int, attempt: str, detail: str) -> None:
+        self.stage, self.task, self.attempt, self.detail = stage, task, attempt, detail
+        super().__init__(f"stage {stage} task {task}: committed output of attempt {attempt} "
+                         f"is lost ({detail}); the task will be recomputed")
+
+    def __reduce__(self):  # it crosses process boundaries (process-pool tasks)
+        return type(self), (self.stage, self.task, self.attempt, self.detail)

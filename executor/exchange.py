@@ -10,7 +10,14 @@ Call order, per producer task and attempt:
 * the first attempt of a task to ``finish`` is committed; later finishes of other attempts
   of the same task are discarded (exactly one successful attempt per task);
 * ``no_more_sinks(num_tasks)`` declares how many producer tasks there are;
-* ``source()`` is valid once every task has a committed attempt, and reads only those.
+* ``source()`` is valid once every task has a committed attempt, and reads only those;
+* ``committed_tasks()`` may be asked at any time (a resumed query skips those tasks);
+* ``invalidate(task, attempt)`` withdraws a commit whose output was found lost (a durable
+  exchange's reader raises :class:`~executor.errors.TaskOutputLostError`), so the task can
+  run and commit again.
+
+A ``portable`` exchange keeps its data outside this process: it can be pickled to a worker
+process and used there directly.
 
 The object-store implementation (``checkpoint/``) keeps these semantics with durable commits.
 """
@@ -58,6 +65,7 @@ class Exchange(ABC):
     """One stage boundary: producers write partitions, consumers read them."""
 
     num_partitions: int
+    portable: bool = False
 
     @abstractmethod
     def create_sink(self, task: int, attempt: int) -> ExchangeSink: ...
@@ -70,6 +78,14 @@ class Exchange(ABC):
 
     @abstractmethod
     def source(self) -> ExchangeSource: ...
+
+    @abstractmethod
+    def committed_tasks(self) -> set[int]:
+        """The tasks that have a committed attempt."""
+
+    @abstractmethod
+    def invalidate(self, task: int, attempt: str) -> None:
+        """Withdraw ``task``'s commit if it still names ``attempt``."""
 
 
 class _MemorySink(ExchangeSink):
@@ -131,6 +147,16 @@ class InMemoryExchange(Exchange):
 
     def no_more_sinks(self, num_tasks: int) -> None:
         self._num_tasks = num_tasks
+
+    def committed_tasks(self) -> set[int]:
+        with self._lock:
+            return set(self._committed)
+
+    def invalidate(self, task: int, attempt: str) -> None:
+        with self._lock:
+            sink = self._committed.get(task)
+            if sink is not None and str(sink.attempt) == attempt:
+                del self._committed[task]
 
     def is_complete(self) -> bool:
         with self._lock:

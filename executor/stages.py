@@ -6,14 +6,27 @@ of it (a single exchange: one task); a stage reading only tables (and broadcasts
 ``scan_partitions`` tasks, each scanning its share of the files. A stage that scans a table
 *and* reads a multi-partition exchange is refused: the scan would be read by every task.
 
-Process tasks get the plan as JSON and their inputs as Arrow IPC, so they need nothing but
-this package: the same task function (:func:`run_task`) serves both pools.
+Every stage writes its output through an ``Exchange`` made by an :class:`ExchangeFactory`
+(the result stage too, into one partition): in memory by default, in the object store for a
+checkpointed query (``checkpoint/``). A stage runs only its tasks without a committed attempt,
+so a resumed query skips finished work. Process tasks get the plan as JSON; with a portable
+exchange they read their inputs and write their output through the store themselves,
+otherwise their inputs and output are relayed through this process as Arrow IPC.
+
+Failures: a task whose worker process died runs again as a new attempt (up to
+``max_attempts``); a task whose input turns out lost (:class:`TaskOutputLostError`: a
+committed object missing or corrupt) has the producer task recomputed, then runs again.
+Other errors fail the query.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,7 +35,7 @@ import pyarrow as pa
 
 from executor import planner
 from executor.context import ExecContext
-from executor.errors import PlanError, UnsupportedError
+from executor.errors import ExecutionError, PlanError, TaskOutputLostError, UnsupportedError
 from executor.eval import evaluate
 from executor.exchange import Exchange, ExchangeSource, InMemoryExchange
 from executor.hashing import partition_ids
@@ -127,18 +140,50 @@ def route(batch: pa.RecordBatch, out: rel.Exchange, seq: int) -> list[tuple[int,
 
 def run_task(plan: rel.Relation, stage_index: int, partition: int, num_tasks: int,
              inputs: dict[int, ExchangeSource], ctx: ExecContext
-             ) -> list[tuple[int, pa.RecordBatch]]:
-    """Run one task of one stage; returns its (target partition, batch) output."""
+             ) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """Run one task of one stage; yields its (target partition, batch) output."""
     stage = cut(plan)[stage_index]
     op = planner.plan(stage.root, exchange_ids(plan))
     task_ctx = ctx.for_stage(num_tasks, inputs)
-    out: list[tuple[int, pa.RecordBatch]] = []
     for seq, batch in enumerate(op.execute(partition, task_ctx)):
         if stage.output is None:
-            out.append((0, batch))
+            yield 0, batch
         else:
-            out.extend(route(batch, stage.output, seq + partition))
-    return out
+            yield from route(batch, stage.output, seq + partition)
+
+
+class ExchangeFactory(ABC):
+    """Makes the exchange each stage of one plan writes to."""
+
+    @abstractmethod
+    def exchange(self, stage: int, num_partitions: int, name: str) -> Exchange:
+        """The output exchange of ``stage`` (the result stage's has one partition)."""
+
+    @abstractmethod
+    def subquery(self, plan: rel.Relation) -> ExchangeFactory:
+        """The factory for a scalar subquery's plan (its stages are numbered apart)."""
+
+
+class MemoryExchanges(ExchangeFactory):
+    """Exchanges in this process's memory: nothing survives the query."""
+
+    def exchange(self, stage: int, num_partitions: int, name: str) -> Exchange:
+        return InMemoryExchange(num_partitions, name)
+
+    def subquery(self, plan: rel.Relation) -> ExchangeFactory:
+        return MemoryExchanges()
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """What happened to a task: ``run`` (an attempt starts), ``skip`` (already committed),
+    ``commit``, ``discard`` (another attempt committed first), ``lost`` (its committed output
+    was lost, it will run again), ``retry`` (its worker died)."""
+
+    stage: int
+    task: int
+    attempt: int
+    kind: Literal["run", "skip", "commit", "discard", "lost", "retry"]
 
 
 def _ipc(batches: list[pa.RecordBatch], schema: pa.Schema) -> bytes:
@@ -153,9 +198,40 @@ def _from_ipc(data: bytes) -> list[pa.RecordBatch]:
     return list(pa.ipc.open_stream(data))
 
 
-def _process_task(plan_json: str, stage_index: int, partition: int, num_tasks: int,
+def _sink_task(output: Exchange, task: int, attempt: int,
+               batches: Iterator[tuple[int, pa.RecordBatch]]) -> bool:
+    """Write one attempt's output and commit it; False if another attempt committed first."""
+    sink = output.create_sink(task, attempt)
+    try:
+        for p, b in batches:
+            sink.add(p, b)
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.finish()
+
+
+def _thread_task(plan: rel.Relation, stage_index: int, task: int, num_tasks: int,
+                 inputs: dict[int, ExchangeSource], output: Exchange, attempt: int,
+                 ctx: ExecContext) -> bool:
+    return _sink_task(output, task, attempt,
+                      run_task(plan, stage_index, task, num_tasks, inputs, ctx))
+
+
+def _portable_task(plan_json: str, stage_index: int, task: int, num_tasks: int,
+                   inputs: dict[int, Exchange], output: Exchange, attempt: int,
+                   batch_size: int) -> bool:
+    """A process task that reads and writes its exchanges itself (they are portable)."""
+    plan = serde.from_json(plan_json)
+    sources = {eid: ex.source() for eid, ex in inputs.items()}
+    return _thread_task(plan, stage_index, task, num_tasks, sources, output, attempt,
+                        ExecContext(batch_size=batch_size))
+
+
+def _relayed_task(plan_json: str, stage_index: int, partition: int, num_tasks: int,
                   inputs: dict[int, dict[int, bytes]], batch_size: int
                   ) -> list[tuple[int, bytes]]:
+    """A process task whose inputs and output travel through the parent as Arrow IPC."""
     plan = serde.from_json(plan_json)
     sources = {eid: _TableSource({p: _from_ipc(b) for p, b in parts.items()})
                for eid, parts in inputs.items()}
@@ -164,70 +240,173 @@ def _process_task(plan_json: str, stage_index: int, partition: int, num_tasks: i
     return [(p, _ipc([b], b.schema)) for p, b in out]
 
 
-def run_parallel(plan: rel.Relation, ctx: ExecContext | None = None, *,
-                 runner: Literal["thread", "process"] = "thread",
-                 scan_partitions: int | None = None) -> pa.Table:
-    """Run ``plan`` stage by stage, each stage's tasks in parallel; returns the result.
-    Its scalar subqueries run first, each with ``run_parallel`` and the same options (so
-    their plans need their own Exchanges), and become literals in the plan the tasks get."""
-    ctx = ctx or ExecContext()
-    plan = resolve_subqueries(plan, lambda sub: run_parallel(
-        sub, ctx, runner=runner, scan_partitions=scan_partitions))
-    stages = cut(plan)
-    ids = exchange_ids(plan)
-    exchanges: dict[int, Exchange] = {}
-    scan_partitions = scan_partitions or ctx.parallelism
-    plan_json = serde.to_json(plan) if runner == "process" else ""
-    if runner == "process":
-        mp = multiprocessing.get_context("spawn")
-        pool: cf.Executor = cf.ProcessPoolExecutor(ctx.parallelism, mp_context=mp)
-    else:
-        pool = cf.ThreadPoolExecutor(ctx.parallelism, thread_name_prefix="wj-task")
-    result: list[pa.RecordBatch] = []
-    with pool:
-        for stage in stages:
-            n = task_count(stage, scan_partitions)
-            sources = {ids[id(e)]: exchanges[ids[id(e)]].source() for e in stage.inputs}
-            if stage.output is not None:
-                exchange = InMemoryExchange(stage.output.num_partitions,
-                                            f"exchange #{ids[id(stage.output)]}")
-                exchanges[ids[id(stage.output)]] = exchange
-            futures = {}
-            for t in range(n):
-                if runner == "process":
-                    inputs = {eid: _task_input(src, e, t)
-                              for (eid, src), e in zip(sources.items(), stage.inputs,
-                                                       strict=True)}
-                    futures[t] = pool.submit(_process_task, plan_json, stage.index, t, n,
-                                             inputs, ctx.batch_size)
-                else:
-                    futures[t] = pool.submit(run_task, plan, stage.index, t, n, sources, ctx)
-            outputs = {}
-            for t, fut in futures.items():
-                out = fut.result()
-                if runner == "process":
-                    out = [(p, b) for p, data in out for b in _from_ipc(data)]
-                outputs[t] = out
-            if stage.output is None:
-                for t in range(n):
-                    result.extend(b for _, b in outputs[t])
-                continue
-            for t in range(n):
-                sink = exchange.create_sink(t, attempt=0)
-                try:
-                    for p, b in outputs[t]:
-                        sink.add(p, b)
-                except BaseException:
-                    sink.abort()
-                    raise
-                sink.finish()
-            exchange.no_more_sinks(n)
-    schema = planner.physical_schema(plan.schema)
-    return finalize(pa.Table.from_batches(result, schema=schema), plan)
-
-
 def _task_input(source: ExchangeSource, e: rel.Exchange, task: int) -> dict[int, bytes]:
     schema = planner.physical_schema(e.schema)
     if e.partitioning is P.BROADCAST:
         return {p: _ipc(list(source.read(p)), schema) for p in range(e.num_partitions)}
     return {task: _ipc(list(source.read(task)), schema)}
+
+
+MAX_RECOVERIES = 16
+"""Lost task outputs recomputed per query before it fails: each recovery is a producer task
+re-run, so a store that keeps losing objects fails the query instead of looping."""
+
+
+class _Scheduler:
+    """Runs the stages of one plan in order, each stage's uncommitted tasks on the pool."""
+
+    def __init__(self, plan: rel.Relation, ctx: ExecContext, runner: str, scan_partitions: int,
+                 factory: ExchangeFactory, on_task: Callable[[TaskEvent], None] | None,
+                 max_attempts: int) -> None:
+        self.plan, self.ctx, self.runner = plan, ctx, runner
+        self.scan_partitions, self.factory = scan_partitions, factory
+        self.on_task, self.max_attempts = on_task, max_attempts
+        self.stages = cut(plan)
+        self.ids = exchange_ids(plan)
+        self.producer = {self.ids[id(s.output)]: s.index for s in self.stages
+                         if s.output is not None}
+        self.outputs: dict[int, Exchange] = {}
+        self.num_tasks: dict[int, int] = {}
+        self.attempts: Counter[tuple[int, int]] = Counter()
+        self.recoveries = 0
+        self.plan_json = serde.to_json(plan) if runner == "process" else ""
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> cf.Executor:
+        if self.runner == "process":
+            mp = multiprocessing.get_context("spawn")
+            return cf.ProcessPoolExecutor(self.ctx.parallelism, mp_context=mp)
+        return cf.ThreadPoolExecutor(self.ctx.parallelism, thread_name_prefix="wj-task")
+
+    def _emit(self, stage: int, task: int, attempt: int, kind) -> None:
+        if self.on_task is not None:
+            self.on_task(TaskEvent(stage, task, attempt, kind))
+
+    def run(self) -> pa.Table:
+        try:
+            for stage in self.stages:
+                n = self.num_tasks[stage.index] = task_count(stage, self.scan_partitions)
+                out = stage.output
+                self.outputs[stage.index] = self.factory.exchange(
+                    stage.index, 1 if out is None else out.num_partitions,
+                    "result" if out is None else f"exchange #{self.ids[id(out)]}")
+                done = self.outputs[stage.index].committed_tasks()
+                for t in sorted(done & set(range(n))):
+                    self._emit(stage.index, t, -1, "skip")
+                self._run_tasks(stage, [t for t in range(n) if t not in done])
+                self.outputs[stage.index].no_more_sinks(n)
+            batches = self._read_result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        schema = planner.physical_schema(self.plan.schema)
+        return finalize(pa.Table.from_batches(batches, schema=schema), self.plan)
+
+    def _read_result(self) -> list[pa.RecordBatch]:
+        result = self.outputs[self.stages[-1].index]
+        while True:
+            try:
+                return list(result.source().read(0))
+            except TaskOutputLostError as lost:
+                self._recover(lost)
+
+    def _portable(self, stage: Stage) -> bool:
+        return self.outputs[stage.index].portable and all(
+            self.outputs[self.producer[self.ids[id(e)]]].portable for e in stage.inputs)
+
+    def _run_tasks(self, stage: Stage, tasks: list[int]) -> None:
+        pending = set(tasks)
+        while pending:
+            portable = self.runner == "process" and self._portable(stage)
+            try:  # portable tasks open their own sources; opening them here checks the
+                # commits once (and a portable exchange keeps what it read for its tasks)
+                sources = {
+                    self.ids[id(e)]: self.outputs[self.producer[self.ids[id(e)]]].source()
+                    for e in stage.inputs}
+            except TaskOutputLostError as e:
+                self._recover(e)
+                continue
+            futures = {self._submit(stage, t, sources, portable): t for t in sorted(pending)}
+            lost: dict[tuple[int, int], TaskOutputLostError] = {}
+            for fut in cf.as_completed(futures):
+                t = futures[fut]
+                attempt = self.attempts[(stage.index, t)] - 1
+                try:
+                    result = fut.result()
+                except TaskOutputLostError as e:
+                    lost.setdefault((e.stage, e.task), e)
+                    continue
+                except BrokenProcessPool:
+                    self._emit(stage.index, t, attempt, "retry")
+                    continue
+                if isinstance(result, list):  # relayed through this process
+                    result = _sink_task(self.outputs[stage.index], t, attempt,
+                                        ((p, b) for p, data in result for b in _from_ipc(data)))
+                self._emit(stage.index, t, attempt, "commit" if result else "discard")
+                pending.discard(t)
+            if pending and isinstance(self.pool, cf.ProcessPoolExecutor) and any(
+                    isinstance(f.exception(), BrokenProcessPool) for f in futures):
+                self.pool.shutdown(wait=True, cancel_futures=True)
+                self.pool = self._new_pool()
+            for e in lost.values():
+                self._recover(e)
+
+    def _submit(self, stage: Stage, task: int, sources: dict[int, ExchangeSource],
+                portable: bool) -> cf.Future:
+        key = (stage.index, task)
+        attempt = self.attempts[key]
+        if attempt >= self.max_attempts:
+            raise ExecutionError(f"stage {stage.index} task {task}: failed {attempt} attempts "
+                                 f"(its worker process died each time)")
+        self.attempts[key] += 1
+        self._emit(stage.index, task, attempt, "run")
+        n, output = self.num_tasks[stage.index], self.outputs[stage.index]
+        if self.runner == "thread":
+            call = (_thread_task, self.plan, stage.index, task, n, sources, output, attempt,
+                    self.ctx)
+        elif portable:
+            inputs = {self.ids[id(e)]: self.outputs[self.producer[self.ids[id(e)]]]
+                      for e in stage.inputs}
+            call = (_portable_task, self.plan_json, stage.index, task, n, inputs, output,
+                    attempt, self.ctx.batch_size)
+        else:
+            inputs = {self.ids[id(e)]: _task_input(sources[self.ids[id(e)]], e, task)
+                      for e in stage.inputs}
+            call = (_relayed_task, self.plan_json, stage.index, task, n, inputs,
+                    self.ctx.batch_size)
+        try:
+            return self.pool.submit(*call)
+        except BrokenProcessPool as err:  # a worker died since the last submit
+            failed: cf.Future = cf.Future()
+            failed.set_exception(err)
+            return failed
+
+    def _recover(self, lost: TaskOutputLostError) -> None:
+        self.recoveries += 1
+        if self.recoveries > MAX_RECOVERIES:
+            raise ExecutionError(f"gave up after recomputing {MAX_RECOVERIES} lost task "
+                                 f"outputs; last: {lost}") from lost
+        self._emit(lost.stage, lost.task, -1, "lost")
+        self.outputs[lost.stage].invalidate(lost.task, lost.attempt)
+        self._run_tasks(self.stages[lost.stage], [lost.task])
+
+
+def run_parallel(plan: rel.Relation, ctx: ExecContext | None = None, *,
+                 runner: Literal["thread", "process"] = "thread",
+                 scan_partitions: int | None = None,
+                 exchanges: ExchangeFactory | None = None,
+                 on_task: Callable[[TaskEvent], None] | None = None,
+                 max_attempts: int = 4) -> pa.Table:
+    """Run ``plan`` stage by stage, each stage's tasks in parallel; returns the result.
+
+    ``exchanges`` makes each stage's output exchange (default: in memory); tasks it already
+    holds a commit for are skipped. ``on_task`` hears every :class:`TaskEvent` of the plan's
+    stages. Its scalar subqueries run first, each with ``run_parallel`` and the same options
+    (so their plans need their own Exchanges), and become literals in the plan the tasks get.
+    """
+    ctx = ctx or ExecContext()
+    factory = exchanges or MemoryExchanges()
+    plan = resolve_subqueries(plan, lambda sub: run_parallel(
+        sub, ctx, runner=runner, scan_partitions=scan_partitions,
+        exchanges=factory.subquery(sub), max_attempts=max_attempts))
+    return _Scheduler(plan, ctx, runner, scan_partitions or ctx.parallelism, factory, on_task,
+                      max_attempts).run()

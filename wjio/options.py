@@ -41,8 +41,17 @@ class StoreOptions:
     backoff_base_s: float = 0.05
     backoff_cap_s: float = 2.0
     """Exponential backoff with full jitter: sleep uniform(0, min(cap, base * 2**attempt))."""
+    sse: str | None = None
+    """Server-side encryption of every object written: ``AES256`` (SSE-S3) or ``aws:kms``;
+    default: the bucket's own setting."""
+    sse_kms_key_id: str | None = None
+    """KMS key for ``sse="aws:kms"`` (default: the account's S3 key)."""
 
     def __post_init__(self) -> None:
+        if self.sse not in (None, "AES256", "aws:kms"):
+            raise ValueError(f"sse must be 'AES256' or 'aws:kms', got {self.sse!r}")
+        if self.sse_kms_key_id and self.sse != "aws:kms":
+            raise ValueError("sse_kms_key_id needs sse='aws:kms'")
         if self.addressing_style not in (None, "path", "virtual", "auto"):
             raise ValueError(
                 f"addressing_style must be 'path', 'virtual' or 'auto', "

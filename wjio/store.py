@@ -24,7 +24,7 @@ import time
 import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import aiohttp
@@ -41,9 +41,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _THROTTLE_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
-     "TooManyRequests", "RequestTimeout", "RequestTimeTooSkewed", "InternalError",
-     "ServiceUnavailable", "503", "500", "502", "504"}
+    # ConditionalRequestConflict (409): a conditional write raced another write of the key;
+    # S3 asks for a retry, which then sees the winner (412).
+    {"ConditionalRequestConflict", "SlowDown", "Throttling", "ThrottlingException",
+     "RequestLimitExceeded", "TooManyRequests", "RequestTimeout", "RequestTimeTooSkewed",
+     "InternalError", "ServiceUnavailable", "503", "500", "502", "504"}
 )
 _RETRYABLE_EXC = (
     aiohttp.ClientError,
@@ -85,6 +87,18 @@ class ObjectInfo:
     path: S3Path
     size: int
     etag: str | None
+    modified: float | None = field(default=None, compare=False)
+    """Last-modified time (seconds since the epoch) where the answer gives it (listings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUpload:
+    """An upload that was created and neither completed nor aborted."""
+
+    path: S3Path
+    upload_id: str
+    initiated: float
+    """Creation time, seconds since the epoch."""
 
 
 class S3Store:
@@ -315,9 +329,10 @@ class S3Store:
                 stats.list_requests += 1
             page = await self._call("LIST", prefix, attempt, stats)
             for item in page.get("Contents", ()):
-                out.append(
-                    ObjectInfo(prefix.child(item["Key"]), int(item["Size"]), item.get("ETag"))
-                )
+                modified = item.get("LastModified")
+                out.append(ObjectInfo(prefix.child(item["Key"]), int(item["Size"]),
+                                      item.get("ETag"),
+                                      modified.timestamp() if modified is not None else None))
             if not page.get("IsTruncated"):
                 return out
             token = page.get("NextContinuationToken")
@@ -326,6 +341,149 @@ class S3Store:
                     f"LIST {prefix}: listing is truncated but gave no continuation token",
                     uri=str(prefix),
                 )
+
+
+    # -- writes (every one carries the options' server-side encryption) ---------------------
+
+    def _sse(self) -> dict[str, str]:
+        o = self.options
+        out = {}
+        if o.sse:
+            out["ServerSideEncryption"] = o.sse
+        if o.sse_kms_key_id:
+            out["SSEKMSKeyId"] = o.sse_kms_key_id
+        return out
+
+    async def get(self, path: S3Path, *, stats: ScanStats | None = None
+                  ) -> tuple[bytes, ObjectInfo]:
+        """The whole object (for small objects: manifests, records), its size and ETag."""
+
+        async def attempt(client) -> tuple[bytes, ObjectInfo]:
+            resp = await client.get_object(Bucket=path.bucket, Key=path.key)
+            async with resp["Body"] as body:
+                data = await body.read()
+            want = int(resp["ContentLength"])
+            if len(data) != want:
+                raise ShortReadError(f"got {len(data)} of {want} bytes")
+            if stats is not None:
+                stats.bytes_fetched += len(data)
+            return data, ObjectInfo(path, len(data), resp.get("ETag"))
+
+        return await self._call("GET", path, attempt, stats)
+
+    async def put(self, path: S3Path, data: bytes, *, if_none_match: bool = False,
+                  stats: ScanStats | None = None) -> ObjectInfo | None:
+        """Write ``data`` as the object. With ``if_none_match`` the write only creates: it
+        returns None when the key exists (S3's 412), also when the key exists because an
+        earlier try of this very call succeeded and its answer was lost; a caller that must
+        know who created it reads the object back."""
+
+        async def attempt(client) -> ObjectInfo | None:
+            kwargs = {"Bucket": path.bucket, "Key": path.key, "Body": data, **self._sse()}
+            if if_none_match:
+                kwargs["IfNoneMatch"] = "*"
+            try:
+                resp = await client.put_object(**kwargs)
+            except bexc.ClientError as e:
+                if if_none_match and _is_precondition_failed(e):
+                    return None
+                raise
+            return ObjectInfo(path, len(data), resp.get("ETag"))
+
+        return await self._call("PUT", path, attempt, stats)
+
+    async def create_multipart(self, path: S3Path, *, stats: ScanStats | None = None) -> str:
+        """Start a multipart upload; its id."""
+
+        async def attempt(client) -> str:
+            resp = await client.create_multipart_upload(
+                Bucket=path.bucket, Key=path.key, **self._sse())
+            return resp["UploadId"]
+
+        return await self._call("CreateMultipartUpload", path, attempt, stats)
+
+    async def upload_part(self, path: S3Path, upload_id: str, number: int, data: bytes, *,
+                          stats: ScanStats | None = None) -> str:
+        """Upload part ``number`` (1-based); its ETag. Re-uploading a part replaces it."""
+
+        async def attempt(client) -> str:
+            resp = await client.upload_part(Bucket=path.bucket, Key=path.key,
+                                            UploadId=upload_id, PartNumber=number, Body=data)
+            return resp["ETag"]
+
+        return await self._call(f"UploadPart {number}", path, attempt, stats)
+
+    async def complete_multipart(self, path: S3Path, upload_id: str, etags: list[str], *,
+                                 stats: ScanStats | None = None) -> ObjectInfo:
+        """Assemble the parts (in order) into the object. A retry after a lost answer finds
+        the upload gone (``NoSuchUpload``): the object is then looked up instead."""
+        sent = False
+        parts = [{"PartNumber": i + 1, "ETag": e} for i, e in enumerate(etags)]
+
+        async def attempt(client) -> ObjectInfo | None:
+            nonlocal sent
+            was_sent, sent = sent, True
+            try:
+                await client.complete_multipart_upload(
+                    Bucket=path.bucket, Key=path.key, UploadId=upload_id,
+                    MultipartUpload={"Parts": parts})
+            except bexc.ClientError as e:
+                if not (was_sent and _code(e) == "NoSuchUpload"):
+                    raise
+            return None
+
+        await self._call("CompleteMultipartUpload", path, attempt, stats)
+        return await self.head(path, stats=stats)
+
+    async def abort_multipart(self, path: S3Path, upload_id: str, *,
+                              stats: ScanStats | None = None) -> None:
+        """Abort the upload and free its parts (an upload already gone is not an error)."""
+
+        async def attempt(client) -> None:
+            try:
+                await client.abort_multipart_upload(Bucket=path.bucket, Key=path.key,
+                                                    UploadId=upload_id)
+            except bexc.ClientError as e:
+                if _code(e) != "NoSuchUpload":
+                    raise
+
+        await self._call("AbortMultipartUpload", path, attempt, stats)
+
+    async def list_multipart(self, prefix: S3Path, *, stats: ScanStats | None = None
+                             ) -> list[MultipartUpload]:
+        """Every incomplete multipart upload under the prefix."""
+        out: list[MultipartUpload] = []
+        markers: dict[str, str] = {}
+        while True:
+            kwargs = {"Bucket": prefix.bucket, "Prefix": prefix.key, **markers}
+
+            async def attempt(client, kwargs=kwargs):
+                return await client.list_multipart_uploads(**kwargs)
+
+            page = await self._call("ListMultipartUploads", prefix, attempt, stats)
+            for u in page.get("Uploads", ()):
+                out.append(MultipartUpload(prefix.child(u["Key"]), u["UploadId"],
+                                           u["Initiated"].timestamp()))
+            if not page.get("IsTruncated"):
+                return out
+            markers = {"KeyMarker": page.get("NextKeyMarker", ""),
+                       "UploadIdMarker": page.get("NextUploadIdMarker", "")}
+            if not markers["KeyMarker"]:
+                raise errors.StoreError(
+                    f"ListMultipartUploads {prefix}: listing is truncated but gave no marker",
+                    uri=str(prefix))
+
+    async def delete(self, path: S3Path, *, stats: ScanStats | None = None) -> None:
+        """Delete the object (deleting a missing key is not an error, as in S3)."""
+
+        async def attempt(client) -> None:
+            await client.delete_object(Bucket=path.bucket, Key=path.key)
+
+        await self._call("DELETE", path, attempt, stats)
+
+
+def _is_precondition_failed(e: bexc.ClientError) -> bool:
+    return _status(e) == 412 or _code(e) == "PreconditionFailed"
 
 
 def _client_error(status: int, headers, body: bytes, operation: str) -> bexc.ClientError:

@@ -1,0 +1,267 @@
+"""The exchange through the object store, with one atomic commit per task.
+
+A producer attempt writes one object, ``data/<stage>/<task>/<attempt>/output``: the Arrow
+IPC streams of all its partitions back to back (a multipart upload when it is large, aborted
+if the attempt fails). It then creates ``commits/<stage>/<task>.json`` with
+``If-None-Match: *``: the store lets exactly one attempt create it, so exactly one attempt of
+each task commits, whichever process or machine runs it. The commit record is the index: per
+partition its offset, length, rows and SHA-256, plus the object's size and ETag.
+
+Consumers trust only commit records: they range-read their partition from every committed
+producer in parallel (``If-Match`` the committed ETag) and verify its checksum. A committed
+object that is missing, replaced or corrupt raises
+:class:`~executor.errors.TaskOutputLostError` naming the producer, which the stage runner
+recomputes. The exchange pickles (names, options and the commit records it has read), so
+worker processes use it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from checkpoint.codec import (
+    PartitionWriter,
+    checksum,
+    decode_partition,
+)
+from checkpoint.errors import CheckpointError, CorruptManifestError
+from checkpoint.layout import QueryRoot, check_attempt, new_attempt
+from checkpoint.objects import bounded, create_manifest, delete, read_manifest, upload
+from checkpoint.options import CheckpointOptions
+from executor.errors import ExchangeError, TaskOutputLostError
+from executor.exchange import Exchange, ExchangeSink, ExchangeSource
+from wjio import errors as store_errors
+from wjio.options import StoreOptions
+from wjio.ranges import ByteRange, split
+from wjio.store import shared_store
+from wjio.sync import run
+from wjio.uri import S3Path
+
+COMMIT_FORMAT = 1
+UNREADABLE = "unreadable-record"
+"""The attempt a lost-output error names when the commit record itself does not decode."""
+
+
+class ObjectStoreExchange(Exchange):
+    """The output of one stage of one query, in the store under ``root``."""
+
+    portable = True
+
+    def __init__(self, root: QueryRoot, stage: int, num_partitions: int, *,
+                 store: StoreOptions | None = None, options: CheckpointOptions | None = None,
+                 name: str | None = None) -> None:
+        self.root, self.stage, self.num_partitions = root, stage, num_partitions
+        self.store = store or StoreOptions()
+        self.options = options or CheckpointOptions()
+        self.name = name or f"stage {stage}"
+        self._num_tasks: int | None = None
+        self._records: dict[int, dict] | None = None
+        """Commit records read by :meth:`source`, kept (they change only by ``invalidate``)
+        and pickled with the exchange, so worker processes do not read them again."""
+
+    def create_sink(self, task: int, attempt: int) -> ExchangeSink:
+        return _ObjectSink(self, task, new_attempt(attempt))
+
+    def no_more_sinks(self, num_tasks: int) -> None:
+        self._num_tasks = num_tasks
+
+    def committed_tasks(self) -> set[int]:
+        return run(self._committed_tasks())
+
+    def is_complete(self) -> bool:
+        return self._num_tasks is not None and set(range(self._num_tasks)) <= \
+            self.committed_tasks()
+
+    def source(self) -> ExchangeSource:
+        if self._num_tasks is None:
+            raise ExchangeError(f"{self.root} {self.name}: read before no_more_sinks")
+        want = set(range(self._num_tasks))
+        if self._records is None or want - set(self._records):
+            self._records = run(self._load_commits())
+        records = self._records
+        missing = sorted(want - set(records))
+        if missing:
+            raise ExchangeError(f"{self.root} {self.name}: read before every producer task "
+                                f"committed (tasks {missing[:10]} have no commit record)")
+        return _ObjectSource(self, [records[t] for t in range(self._num_tasks)])
+
+    def invalidate(self, task: int, attempt: str) -> None:
+        run(self._invalidate(task, attempt))
+        self._records = None
+
+    # -- store side --------------------------------------------------------------------------
+
+    async def _committed_tasks(self) -> set[int]:
+        listed = await shared_store(self.store).list(self.root.commits(self.stage))
+        return {t for info in listed
+                if (t := self.root.commit_task(self.stage, info.path)) is not None}
+
+    async def _read_commit(self, task: int) -> dict | None:
+        path = self.root.commit(self.stage, task)
+        record = await read_manifest(self.store, path)
+        return None if record is None else self._check_record(record, task, path)
+
+    def _check_record(self, record: dict, task: int, path: S3Path) -> dict:
+        try:
+            ok = (record["format"] == COMMIT_FORMAT and record["stage"] == self.stage
+                  and record["task"] == task and len(record["partitions"]) == self.num_partitions
+                  and check_attempt(record["attempt"]) is not None)
+            ok = ok and record["object"] == self.root.data(self.stage, task,
+                                                            record["attempt"]).key
+            ends = [off + length for off, length, _, _ in record["partitions"]]
+            ok = ok and all(e <= record["size"] for e in ends)
+        except (KeyError, TypeError, ValueError, CheckpointError):
+            ok = False
+        if not ok:
+            raise CorruptManifestError(
+                f"{path}: not a commit record of {self.root} stage {self.stage} task {task} "
+                f"with {self.num_partitions} partitions", uri=str(path))
+        return record
+
+    async def _load_commits(self) -> dict[int, dict]:
+        async def load(task: int) -> dict | None:
+            try:
+                return await self._read_commit(task)
+            except CorruptManifestError as err:
+                raise TaskOutputLostError(self.stage, task, UNREADABLE, str(err)) from None
+
+        tasks = sorted(await self._committed_tasks())
+        records = await bounded(load(t) for t in tasks)
+        return {t: r for t, r in zip(tasks, records, strict=True) if r is not None}
+
+    async def _commit(self, task: int, record: dict) -> bool:
+        """Create the commit record; True if this attempt's record is the one that exists."""
+        if await create_manifest(self.store, self.root.commit(self.stage, task), record):
+            return True
+        # Exists: another attempt won, or an earlier try of this very put created it and its
+        # answer was lost. Only the record itself can tell.
+        existing = await self._read_commit(task)
+        return existing is not None and existing["attempt"] == record["attempt"]
+
+    async def _invalidate(self, task: int, attempt: str) -> None:
+        # Delete the record only while it names the lost attempt: a newer commit (another
+        # runner's recovery) stays. The lost data object is left to gc.
+        try:
+            record = await self._read_commit(task)
+        except CorruptManifestError:
+            record = {"attempt": UNREADABLE}
+        if record is not None and record["attempt"] == attempt:
+            await delete(self.store, self.root.commit(self.stage, task))
+
+
+class _ObjectSink(ExchangeSink):
+    def __init__(self, exchange: ObjectStoreExchange, task: int, attempt: str) -> None:
+        self.exchange, self.task, self.attempt = exchange, task, attempt
+        self.writers: dict[int, PartitionWriter] = {}
+        self.state = "open"
+        self.path = exchange.root.data(exchange.stage, task, attempt)
+
+    def add(self, partition: int, batch: pa.RecordBatch) -> None:
+        if self.state != "open":
+            raise ExchangeError(f"{self.path}: add after {self.state}")
+        if not 0 <= partition < self.exchange.num_partitions:
+            raise ExchangeError(f"{self.path}: partition {partition} out of range "
+                                f"0..{self.exchange.num_partitions - 1}")
+        writer = self.writers.get(partition)
+        if writer is None:
+            writer = self.writers[partition] = PartitionWriter(self.exchange.options.zstd_level)
+        writer.write(batch)
+
+    def finish(self) -> bool:
+        if self.state != "open":
+            raise ExchangeError(f"{self.path}: finish after {self.state}")
+        self.state = "finishing"
+        ex = self.exchange
+        segments, index, offset = [], [], 0
+        for p in range(ex.num_partitions):
+            w = self.writers.pop(p, None)
+            data = w.close() if w is not None else b""
+            index.append([offset, len(data), w.rows if w is not None else 0, checksum(data)])
+            segments.append(data)
+            offset += len(data)
+        try:
+            info = run(upload(ex.store, self.path, segments, ex.options.part_size))
+            record = {"format": COMMIT_FORMAT, "stage": ex.stage, "task": self.task,
+                      "attempt": self.attempt, "object": self.path.key, "size": offset,
+                      "etag": info.etag, "partitions": index,
+                      "rows": sum(e[2] for e in index), "committed_at": time.time()}
+            won = run(ex._commit(self.task, record))
+        except BaseException:
+            self.state = "failed"
+            self._discard()
+            raise
+        if not won:
+            self.state = "discarded"
+            self._discard()
+            return False
+        self.state = "finished"
+        return True
+
+    def abort(self) -> None:
+        if self.state == "open":
+            self.state = "aborted"
+            self.writers.clear()
+
+    def _discard(self) -> None:
+        """Best effort: an uncommitted attempt's object is garbage either way (gc finds it)."""
+        try:
+            run(delete(self.exchange.store, self.path))
+        except store_errors.WjioError:
+            pass
+
+
+class _ObjectSource(ExchangeSource):
+    def __init__(self, exchange: ObjectStoreExchange, records: list[dict]) -> None:
+        self.exchange, self.records = exchange, records
+
+    def read(self, partition: int) -> Iterator[pa.RecordBatch]:
+        if not 0 <= partition < self.exchange.num_partitions:
+            raise ExchangeError(f"{self.exchange.root} {self.exchange.name}: partition "
+                                f"{partition} out of range")
+        window = self.exchange.options.read_tasks_at_once
+        for start in range(0, len(self.records), window):
+            records = self.records[start:start + window]
+            segments = run(self._fetch_all(records, partition))
+            for record, data in zip(records, segments, strict=True):
+                yield from self._decode(record, partition, data)
+
+    async def _fetch_all(self, records: list[dict], partition: int) -> list[bytes]:
+        return await asyncio.gather(*(self._fetch(r, partition) for r in records))
+
+    async def _fetch(self, record: dict, partition: int) -> bytes:
+        offset, length, _, _ = record["partitions"][partition]
+        if length == 0:
+            return b""
+        ex = self.exchange
+        store = shared_store(ex.store)
+        path = S3Path(ex.root.bucket, record["object"])
+        pieces = split(ByteRange(offset, offset + length), ex.options.read_range_size)
+        try:
+            parts = await asyncio.gather(*(
+                store.get_range(path, r.start, r.end, etag=record["etag"]) for r in pieces))
+        except (store_errors.ObjectNotFoundError, store_errors.ObjectChangedError) as err:
+            raise TaskOutputLostError(ex.stage, record["task"], record["attempt"],
+                                      f"{type(err).__name__}: {err}") from None
+        return b"".join(parts)
+
+    def _decode(self, record: dict, partition: int, data: bytes) -> list[pa.RecordBatch]:
+        ex = self.exchange
+        _, _, rows, digest = record["partitions"][partition]
+        lost = None
+        if checksum(data) != digest:
+            lost = f"partition {partition} of {record['object']} fails its SHA-256 check"
+        else:
+            try:
+                batches = decode_partition(data)
+            except (pa.ArrowInvalid, OSError) as err:
+                lost = f"partition {partition} does not decode: {err}"
+            else:
+                if sum(b.num_rows for b in batches) != rows:
+                    lost = f"partition {partition} holds a row count other than committed"
+        if lost is not None:
+            raise TaskOutputLostError(ex.stage, record["task"], record["attempt"], lost)
+        return batches

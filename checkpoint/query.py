@@ -1,0 +1,368 @@
+"""A checkpointed query: create its root, run it through the store, resume it anywhere.
+
+``run_checkpointed(plan, "s3://bucket/prefix/")`` writes ``plan.json`` (the plan IR, its
+fingerprint, every input object with size and ETag, the run options) under a new query root,
+runs the plan with every stage's output in the store (:class:`ObjectStoreExchange`), and
+writes the result as Parquet under ``result/``. ``resume(query_uri)`` on any machine reloads
+the plan, refuses if an input changed (unless ``restart=True``: then every commit is dropped
+and the query runs from scratch against the new inputs), runs only the tasks without a
+commit, and returns the result. Two resumes of one query at once are safe: each task and the
+result commit exactly once (``If-None-Match``), and both return the same answer.
+
+Nothing from the store options is written: credentials, endpoints and encryption settings
+come from whoever runs or resumes the query.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from checkpoint.codec import checksum
+from checkpoint.errors import (
+    CorruptManifestError,
+    IncompatibleQueryError,
+    InputsChangedError,
+    InvalidQueryRootError,
+    QueryNotFoundError,
+)
+from checkpoint.exchange import ObjectStoreExchange
+from checkpoint.layout import QueryRoot, classify, new_attempt
+from checkpoint.objects import (
+    bounded,
+    create_manifest,
+    delete,
+    get,
+    listing,
+    read_manifest,
+    replace_manifest,
+    upload,
+)
+from checkpoint.options import CheckpointOptions
+from executor.context import ExecContext
+from executor.errors import ExecutorError
+from executor.exchange import Exchange
+from executor.ir import relations as rel
+from executor.ir import serde
+from executor.stages import ExchangeFactory, TaskEvent, run_parallel
+from wjio import errors as store_errors
+from wjio.dataset import data_files
+from wjio.options import StoreOptions
+from wjio.store import shared_store
+from wjio.sync import run
+from wjio.uri import S3Path
+
+QUERY_FORMAT = 1
+"""Version of ``plan.json`` and ``result/result.json``; a resume refuses any other."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query as ``plan.json`` holds it."""
+
+    root: QueryRoot
+    plan: rel.Relation
+    fingerprint: str
+    inputs: tuple[dict[str, Any], ...]
+    """Every input object: ``{"uri", "size", "etag"}`` (local files: ``mtime_ns``)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+
+    def manifest(self) -> dict[str, Any]:
+        return {"format": QUERY_FORMAT, "query_id": self.root.query_id,
+                "created_at": self.created_at, "fingerprint": self.fingerprint,
+                "plan": serde.to_dict(self.plan), "inputs": list(self.inputs),
+                "options": self.options}
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    root: QueryRoot
+    table: pa.Table
+    resumed: bool = False
+    """True when the result was already committed and was read back, not computed."""
+
+
+class QueryExchanges(ExchangeFactory):
+    """Every stage's output in the store under the query root (subqueries nested in it)."""
+
+    def __init__(self, root: QueryRoot, store: StoreOptions, options: CheckpointOptions) -> None:
+        self.root, self.store, self.options = root, store, options
+
+    def exchange(self, stage: int, num_partitions: int, name: str) -> Exchange:
+        return ObjectStoreExchange(self.root, stage, num_partitions, store=self.store,
+                                   options=self.options, name=name)
+
+    def subquery(self, plan: rel.Relation) -> ExchangeFactory:
+        return QueryExchanges(self.root.subquery(serde.fingerprint(plan)), self.store,
+                              self.options)
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+
+def input_tables(plan: rel.Relation) -> list[str]:
+    """The table URIs the plan scans (subquery plans included), in first-seen order."""
+    seen: dict[str, None] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get("node") == "Scan":
+                seen.setdefault(value["table"], None)
+            for v in value.values():
+                visit(v)
+        elif isinstance(value, list):
+            for v in value:
+                visit(v)
+
+    visit(serde.encode(plan))
+    return list(seen)
+
+
+async def _snapshot_s3(uri: str, store: StoreOptions) -> list[dict[str, Any]]:
+    s3 = shared_store(store)
+    path = S3Path.parse(uri)
+    if not path.is_prefix:
+        try:
+            info = await s3.head(path)
+        except store_errors.ObjectNotFoundError:
+            path = path.child(path.key + "/")
+        else:
+            return [{"uri": str(info.path), "size": info.size, "etag": info.etag}]
+    files = data_files(path, await s3.list(path))
+    return [{"uri": str(f.info.path), "size": f.info.size, "etag": f.info.etag} for f in files]
+
+
+def _snapshot_local(path: str) -> list[dict[str, Any]]:
+    files = [path] if os.path.isfile(path) else sorted(
+        os.path.join(d, f) for d, _, names in os.walk(path) for f in names)
+    out = []
+    for f in files:
+        st = os.stat(f)
+        out.append({"uri": f, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return out
+
+
+def snapshot_inputs(plan: rel.Relation, store: StoreOptions) -> tuple[dict[str, Any], ...]:
+    """Size and ETag (local files: mtime) of every object the plan reads, now."""
+    out: list[dict[str, Any]] = []
+    for table in input_tables(plan):
+        for uri in (u for u in table.split(",") if u):
+            if uri.startswith(("s3://", "s3a://", "s3n://")):
+                out += run(_snapshot_s3(uri, store))
+            else:
+                out += _snapshot_local(uri)
+    return tuple(out)
+
+
+def changed_inputs(query: Query, now: tuple[dict[str, Any], ...]) -> list[str]:
+    """One line per input object that changed, vanished or appeared since ``query``."""
+    before = {i["uri"]: i for i in query.inputs}
+    after = {i["uri"]: i for i in now}
+    lines = []
+    for uri, old in before.items():
+        new = after.get(uri)
+        if new is None:
+            lines.append(f"{uri}: vanished")
+        elif new != old:
+            what = ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in sorted(old)
+                             if k != "uri" and old.get(k) != new.get(k))
+            lines.append(f"{uri}: changed ({what})")
+    lines += [f"{uri}: new object" for uri in after if uri not in before]
+    return lines
+
+
+# -- plan.json --------------------------------------------------------------------------------
+
+
+def create_query(plan: rel.Relation, root_uri: str, *, query_id: str | None = None,
+                 store: StoreOptions | None = None,
+                 options: dict[str, Any] | None = None) -> Query:
+    """Write a new query's ``plan.json`` under ``root_uri`` (a fresh id unless given)."""
+    store = store or StoreOptions()
+    root = QueryRoot.create(root_uri, query_id)
+    query = Query(root, plan, serde.fingerprint(plan), snapshot_inputs(plan, store),
+                  dict(options or {}), time.time())
+    if not run(create_manifest(store, root.plan, query.manifest())):
+        raise InvalidQueryRootError(f"{root}: a query with id {root.query_id!r} already exists",
+                                    uri=root.uri)
+    return query
+
+
+def load_query(query_uri: str, *, store: StoreOptions | None = None) -> Query:
+    """The query at ``query_uri``, checked: its format, its plan and the plan's fingerprint."""
+    store = store or StoreOptions()
+    root = QueryRoot.parse(query_uri)
+    manifest = run(read_manifest(store, root.plan))
+    if manifest is None:
+        listed = run(listing(store, root.path("")))
+        if listed:
+            raise QueryNotFoundError(
+                f"{root}: not a query root ({len(listed)} objects under it, but no plan.json)",
+                uri=root.uri)
+        raise QueryNotFoundError(f"{root}: no query here (no plan.json, no objects)",
+                                 uri=root.uri)
+    version = manifest.get("format")
+    if version != QUERY_FORMAT:
+        raise IncompatibleQueryError(
+            f"{root.plan}: query format {version!r}, this version resumes format "
+            f"{QUERY_FORMAT} only", uri=root.uri)
+    try:
+        plan = serde.from_dict(manifest["plan"])
+        if manifest["query_id"] != root.query_id:
+            raise CorruptManifestError(f"{root.plan}: written for query "
+                                       f"{manifest['query_id']!r}, found at {root}",
+                                       uri=root.uri)
+        query = Query(root, plan, manifest["fingerprint"], tuple(manifest["inputs"]),
+                      dict(manifest.get("options", {})), manifest.get("created_at", 0.0))
+    except ExecutorError as err:
+        raise IncompatibleQueryError(f"{root.plan}: its plan cannot be loaded by this "
+                                     f"version: {err}", uri=root.uri) from None
+    except (KeyError, TypeError) as err:
+        raise CorruptManifestError(f"{root.plan}: missing or malformed field {err}",
+                                   uri=root.uri) from None
+    if serde.fingerprint(plan) != query.fingerprint:
+        raise CorruptManifestError(f"{root.plan}: the plan does not match its fingerprint",
+                                   uri=root.uri)
+    return query
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+def run_checkpointed(plan: rel.Relation, root_uri: str, ctx: ExecContext | None = None, *,
+                     query_id: str | None = None, store: StoreOptions | None = None,
+                     options: CheckpointOptions | None = None,
+                     runner: Literal["thread", "process"] = "thread",
+                     scan_partitions: int | None = None, output: str | None = None,
+                     on_task: Callable[[TaskEvent], None] | None = None,
+                     on_created: Callable[[QueryRoot], None] | None = None) -> QueryResult:
+    """Create a query under the checkpoint root ``root_uri`` (``s3://bucket/prefix/``) and run
+    ``plan`` through the store; the result, also committed under the query's ``result/``.
+
+    ``plan`` is a physical plan (its stages cut at ``Exchange`` nodes, e.g. from
+    :func:`executor.distribute.physical_plan`); it is stored as run, so a resume runs the same
+    stages and tasks. ``query_id`` defaults to a fresh one; ``scan_partitions`` (default
+    ``ctx.parallelism``) is recorded with the batch size. ``output`` records where the
+    result is meant to go (``wj resume`` delivers it there). ``on_created`` hears the query
+    root before any task runs (so it can be printed first thing); ``on_task`` hears every
+    :class:`~executor.stages.TaskEvent`.
+    """
+    ctx = ctx or ExecContext()
+    run_options: dict[str, Any] = {"scan_partitions": scan_partitions or ctx.parallelism,
+                                   "batch_size": ctx.batch_size}
+    if output is not None:
+        run_options["output"] = output
+    query = create_query(plan, root_uri, query_id=query_id, store=store, options=run_options)
+    if on_created is not None:
+        on_created(query.root)
+    return _execute(query, ctx, store or StoreOptions(), options or CheckpointOptions(),
+                    runner, on_task)
+
+
+def resume(query_uri: str, ctx: ExecContext | None = None, *, restart: bool = False,
+           store: StoreOptions | None = None, options: CheckpointOptions | None = None,
+           runner: Literal["thread", "process"] = "thread",
+           on_task: Callable[[TaskEvent], None] | None = None) -> QueryResult:
+    """Finish the query at ``query_uri``: its committed tasks are not run again.
+
+    Raises :class:`InputsChangedError` if an input object changed since the query was
+    created; with ``restart=True`` the query instead starts over on the current inputs.
+    """
+    store = store or StoreOptions()
+    options = options or CheckpointOptions()
+    query = load_query(query_uri, store=store)
+    now = snapshot_inputs(query.plan, store)
+    changes = changed_inputs(query, now)
+    if changes and not restart:
+        shown = "\n  ".join(changes[:20]) + ("\n  ..." if len(changes) > 20 else "")
+        raise InputsChangedError(
+            f"{query.root}: {len(changes)} input object(s) changed since the query was "
+            f"planned, so its committed work no longer matches them:\n  {shown}\n"
+            f"Resume with restart=True (wj resume --restart) to run it again from scratch "
+            f"on the current inputs.", uri=query.root.uri, changes=tuple(changes))
+    if changes:
+        query = _restart(query, now, store)
+    else:
+        done = _read_result(query, store)
+        if done is not None:
+            return QueryResult(query.root, done, resumed=True)
+    ctx = ctx or ExecContext(batch_size=query.options.get("batch_size", 64 * 1024))
+    return _execute(query, ctx, store, options, runner, on_task)
+
+
+def _restart(query: Query, inputs: tuple[dict[str, Any], ...], store: StoreOptions) -> Query:
+    """Drop every commit and the result, then record the current inputs."""
+
+    async def drop() -> None:
+        listed = await listing(store, query.root.path(""))
+        doomed = [i.path for i in listed if classify(i.path.key[len(query.root.key):]).kind
+                  in ("commit", "result", "result-manifest")]
+        await bounded(delete(store, p) for p in doomed)
+        fresh = Query(query.root, query.plan, query.fingerprint, inputs, query.options,
+                      time.time())
+        await replace_manifest(store, query.root.plan, fresh.manifest())
+
+    run(drop())
+    return load_query(query.root.uri, store=store)
+
+
+def _execute(query: Query, ctx: ExecContext, store: StoreOptions, options: CheckpointOptions,
+             runner: Literal["thread", "process"],
+             on_task: Callable[[TaskEvent], None] | None) -> QueryResult:
+    table = run_parallel(query.plan, ctx, runner=runner,
+                         scan_partitions=query.options.get("scan_partitions"),
+                         exchanges=QueryExchanges(query.root, store, options), on_task=on_task)
+    _write_result(query, table, store, options)
+    return QueryResult(query.root, table)
+
+
+def _write_result(query: Query, table: pa.Table, store: StoreOptions,
+                  options: CheckpointOptions) -> None:
+    """Write the result as Parquet and commit its manifest; if another run committed a result
+    first, this one's object is dropped (both hold the same answer)."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    body = buf.getvalue()
+    path = query.root.result(new_attempt(0))
+
+    async def write() -> None:
+        await upload(store, path, body, options.part_size)
+        manifest = {"format": QUERY_FORMAT, "fingerprint": query.fingerprint,
+                    "object": path.key, "size": len(body), "sha256": checksum(body),
+                    "rows": table.num_rows, "committed_at": time.time()}
+        if not await create_manifest(store, query.root.result_manifest, manifest):
+            await delete(store, path)
+
+    run(write())
+
+
+def _read_result(query: Query, store: StoreOptions) -> pa.Table | None:
+    """The committed result, None if there is none yet (or its object is lost: then the
+    manifest is dropped and the result is computed again)."""
+    manifest = run(read_manifest(store, query.root.result_manifest))
+    if manifest is None:
+        return None
+    try:
+        path = S3Path(query.root.bucket, manifest["object"])
+        if not path.key.startswith(query.root.path("result/").key):
+            raise CorruptManifestError(f"{query.root.result_manifest}: result object "
+                                       f"{path} lies outside the query", uri=query.root.uri)
+        data = run(get(store, path))
+        ok = checksum(data) == manifest["sha256"]
+    except store_errors.ObjectNotFoundError:
+        ok = False
+    except (KeyError, TypeError) as err:
+        raise CorruptManifestError(f"{query.root.result_manifest}: malformed ({err})",
+                                   uri=query.root.uri) from None
+    if not ok:
+        run(delete(store, query.root.result_manifest))
+        return None
+    return pq.read_table(io.BytesIO(data))

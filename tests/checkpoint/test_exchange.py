@@ -1,0 +1,167 @@
+"""ObjectStoreExchange against the rig: the call-order contract, exactly one commit per task,
+one object per attempt with a partition index, multipart outputs, lost outputs named."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from checkpoint.exchange import ObjectStoreExchange
+from checkpoint.layout import QueryRoot
+from checkpoint.options import CheckpointOptions, MiB
+from executor.errors import ExchangeError, TaskOutputLostError
+from tests.conftest import TEST_BUCKET
+from wjio.sync import run
+
+
+@pytest.fixture
+def qroot(prefix) -> QueryRoot:
+    return QueryRoot.create(f"s3://{TEST_BUCKET}/{prefix}ck/", "q-ex")
+
+
+def batch(task: int, n: int = 100) -> pa.RecordBatch:
+    return pa.record_batch({"task": pa.array([task] * n, pa.int64()),
+                            "i": pa.array(np.arange(n, dtype=np.int64)),
+                            "s": pa.array([f"t{task}-{i}" for i in range(n)])})
+
+
+def write(ex: ObjectStoreExchange, task: int, attempt: int, parts: dict[int, pa.RecordBatch]
+          ) -> bool:
+    sink = ex.create_sink(task, attempt)
+    for p, b in parts.items():
+        sink.add(p, b)
+    return sink.finish()
+
+
+def listing(s3, prefix: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=TEST_BUCKET,
+                                                       Prefix=prefix).get("Contents", ()))
+
+
+def test_partitions_round_trip_in_producer_order(qroot, s3):
+    ex = ObjectStoreExchange(qroot, 0, 3)
+    for task in (1, 0):
+        assert write(ex, task, 0, {0: batch(task, 10), 2: batch(task, 5 + task)})
+    ex.no_more_sinks(2)
+    assert ex.is_complete() and ex.committed_tasks() == {0, 1}
+    src = ex.source()
+    p0 = pa.Table.from_batches(list(src.read(0)))
+    assert p0.column("task").to_pylist() == [0] * 10 + [1] * 10
+    assert list(src.read(1)) == []
+    assert pa.Table.from_batches(list(src.read(2))).equals(
+        pa.Table.from_batches([batch(0, 5), batch(1, 6)]))
+    # Few objects: one data object per task attempt (not one per partition), one record each.
+    keys = listing(s3, qroot.key)
+    assert len([k for k in keys if "/data/" in k]) == 2
+    assert [k for k in keys if "/commits/" in k] == [qroot.commit(0, t).key for t in (0, 1)]
+    record = json.loads(s3.get_object(Bucket=TEST_BUCKET, Key=qroot.commit(0, 1).key)
+                        ["Body"].read())
+    assert [p[2] for p in record["partitions"]] == [10, 0, 6]     # rows per partition
+    assert record["attempt"].startswith("a0-") and record["rows"] == 16
+
+
+def test_duplicate_attempts_commit_exactly_once(qroot, s3):
+    ex = ObjectStoreExchange(qroot, 1, 1)
+    assert write(ex, 0, 0, {0: batch(0)})
+    assert not write(ex, 0, 1, {0: batch(99)})          # a late duplicate is discarded
+    # Speculative attempts racing from threads: exactly one wins.
+    wins, lock = [], threading.Lock()
+
+    def attempt(a: int) -> None:
+        won = write(ex, 1, a, {0: batch(100 + a)})
+        with lock:
+            wins.append((a, won))
+
+    threads = [threading.Thread(target=attempt, args=(a,)) for a in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert sorted(w for _, w in wins) == [False] * 5 + [True]
+    (winner,) = [a for a, w in wins if w]
+    ex.no_more_sinks(2)
+    got = pa.Table.from_batches(list(ex.source().read(0)))
+    assert got.column("task").unique().to_pylist() == [0, 100 + winner]
+    # Losers removed their objects: one data object per committed task remains.
+    assert len([k for k in listing(s3, qroot.key) if "/data/" in k]) == 2
+
+
+def test_call_order_is_enforced(qroot):
+    ex = ObjectStoreExchange(qroot, 0, 2)
+    sink = ex.create_sink(0, 0)
+    with pytest.raises(ExchangeError, match="partition 2 out of range"):
+        sink.add(2, batch(0))
+    sink.add(0, batch(0))
+    assert sink.finish()
+    with pytest.raises(ExchangeError, match="add after finished"):
+        sink.add(0, batch(0))
+    sink.abort()                                  # abort after finish: a no-op
+    with pytest.raises(ExchangeError, match="read before no_more_sinks"):
+        ex.source()
+    ex.no_more_sinks(2)
+    with pytest.raises(ExchangeError, match=r"tasks \[1\] have no commit record"):
+        ex.source()
+    aborted = ex.create_sink(1, 0)
+    aborted.add(1, batch(1))
+    aborted.abort()
+    with pytest.raises(ExchangeError, match="finish after aborted"):
+        aborted.finish()
+    assert ex.committed_tasks() == {0}
+
+
+def test_large_output_is_a_multipart_upload(qroot, s3):
+    options = CheckpointOptions(part_size=5 * MiB, zstd_level=1)
+    ex = ObjectStoreExchange(qroot, 0, 2, options=options)
+    rng = np.random.default_rng(0)
+    big = pa.record_batch({"x": pa.array(rng.random(1_600_000))})   # ~12 MiB, incompressible
+    assert write(ex, 0, 0, {0: big, 1: batch(0)})
+    record = json.loads(s3.get_object(Bucket=TEST_BUCKET, Key=qroot.commit(0, 0).key)
+                        ["Body"].read())
+    assert record["size"] > 10 * MiB
+    assert record["etag"].strip('"').endswith("-3")   # S3's multipart ETag: 3 parts
+    ex.no_more_sinks(1)
+    src = ex.source()
+    assert pa.Table.from_batches(list(src.read(0))).equals(pa.Table.from_batches([big]))
+    # Partition 1 lies in the last part, after partition 0's end: parts span partitions.
+    assert pa.Table.from_batches(list(src.read(1))).equals(pa.Table.from_batches([batch(0)]))
+    assert s3.list_multipart_uploads(Bucket=TEST_BUCKET, Prefix=qroot.key).get("Uploads",
+                                                                              []) == []
+
+
+def test_lost_outputs_name_their_producer(qroot, s3):
+    ex = ObjectStoreExchange(qroot, 4, 1)
+    for t in range(3):
+        assert write(ex, t, 0, {0: batch(t)})
+    ex.no_more_sinks(3)
+    records = {t: json.loads(s3.get_object(Bucket=TEST_BUCKET, Key=qroot.commit(4, t).key)
+                             ["Body"].read()) for t in range(3)}
+    s3.put_object(Bucket=TEST_BUCKET, Key=records[1]["object"], Body=b"replaced")
+    with pytest.raises(TaskOutputLostError) as err:
+        list(ex.source().read(0))
+    assert (err.value.stage, err.value.task, err.value.attempt) == (4, 1, records[1]["attempt"])
+    assert "ObjectChangedError" in str(err.value)
+    ex.invalidate(1, "a9-00000000")               # names another attempt: the commit stays
+    assert ex.committed_tasks() == {0, 1, 2}
+    ex.invalidate(1, records[1]["attempt"])
+    assert ex.committed_tasks() == {0, 2}
+    assert write(ex, 1, 1, {0: batch(1)})
+    assert pa.Table.from_batches(list(ex.source().read(0))).column("task").to_pylist() == \
+        [0] * 100 + [1] * 100 + [2] * 100
+
+
+def test_commit_whose_answer_was_lost_is_recognised(qroot):
+    """A commit PUT can reach the store and lose its answer; its retry meets 412. The
+    attempt then reads the record back: if it names this attempt, this attempt won."""
+    ex = ObjectStoreExchange(qroot, 0, 1)
+    record = {"format": 1, "stage": 0, "task": 0, "attempt": "a0-0000abcd",
+              "object": qroot.data(0, 0, "a0-0000abcd").key, "size": 0, "etag": None,
+              "partitions": [[0, 0, 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b"
+                                        "7852b855"]], "rows": 0, "committed_at": 0.0}
+    assert run(ex._commit(0, record))                    # the first try: created
+    assert run(ex._commit(0, record))                    # its retry: 412, and it is ours
+    assert not run(ex._commit(0, {**record, "attempt": "a1-0000abcd",
+                                  "object": qroot.data(0, 0, "a1-0000abcd").key}))
