@@ -10,7 +10,7 @@ from pathlib import Path
 
 QUERY_DIR = Path(__file__).parent / "queries"
 QUERY_NUMBERS = tuple(range(1, 23))
-TABLES = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem")
+from spark_conf.tpch import TABLES  # noqa: E402,F401  (the product's list)
 
 
 def query_name(n: int) -> str:

@@ -20,7 +20,7 @@ from executor.frontend.catalog import register
 from executor.frontend.spark import execute
 from tests import spark_support
 from tests.conftest import TEST_BUCKET
-from tools.tpch import QUERY_NUMBERS, data, query_name, query_text
+from tools.tpch import QUERY_NUMBERS, TABLES, data, query_name, query_text
 
 SCALE = 0.1
 PREFIX = "tpch-sf0.1"
@@ -40,7 +40,7 @@ def sessions(spark, sf01):
     """``(native, reference)``: the native side's views are stubs of the s3:// tables, the
     reference side's views read the local files."""
     native = spark.newSession()
-    catalog = register(native, {t: f"s3://{TEST_BUCKET}/{PREFIX}/{t}/" for t in data.TABLES})
+    catalog = register(native, {t: f"s3://{TEST_BUCKET}/{PREFIX}/{t}/" for t in TABLES})
     assert catalog.stubs, "Spark here has S3A; this test wants the stub path"
     reference = spark.newSession()
     spark_support.register_tpch(reference, sf01)
