@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-import tempfile
-import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,26 +22,14 @@ import pyarrow as pa
 TPCH_TABLES = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders",
                "lineitem")
 
-# Test settings: small shuffles, no UI/progress bars, loopback only, UTC. ANSI mode stays at the
-# Spark 4 default (on), because that is what users run and what the executor must match.
+# Test settings on top of profile ``local`` of spark_conf/config.py (local[2] on loopback, 4
+# shuffle partitions, UI off, UTC, Arrow on). ANSI mode stays at the Spark 4 default (on),
+# because that is what users run and what the executor must match.
 TEST_CONF = {
-    "spark.master": "local[2]",
     "spark.app.name": "wjio-tests",
-    "spark.driver.host": "127.0.0.1",
-    "spark.driver.bindAddress": "127.0.0.1",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "4",
-    "spark.default.parallelism": "2",
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.driver.memory": "2g",
-    "spark.executor.heartbeatInterval": "20s",
     "spark.network.timeout": "120s",
 }
-
-_lock = threading.Lock()
-_spark = None
 
 
 def java_available() -> bool:
@@ -66,34 +51,15 @@ def skip_reason() -> str | None:
 
 
 def local_spark(**conf: str):
-    """The process-wide ``local[2]`` SparkSession bound to 127.0.0.1 (created on first call).
+    """The process-wide ``local[2]`` SparkSession bound to 127.0.0.1 (created on first call):
+    ``spark_conf.session.local_session`` with ``TEST_CONF``.
 
     Extra ``conf`` entries apply only when this call creates the session; later calls with
     different values raise instead of silently ignoring them.
     """
-    global _spark
-    with _lock:
-        if _spark is not None:
-            for key, value in conf.items():
-                if _spark.conf.get(key, None) != str(value):
-                    raise RuntimeError(f"local_spark(): session already running; cannot set "
-                                       f"{key}={value!r} (have {_spark.conf.get(key, None)!r})")
-            return _spark
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        from pyspark.sql import SparkSession
+    from spark_conf.session import local_session
 
-        warehouse = tempfile.mkdtemp(prefix="wj-spark-warehouse-")
-        builder = SparkSession.builder
-        settings = {**TEST_CONF, "spark.sql.warehouse.dir": warehouse,
-                    **{k: str(v) for k, v in conf.items()}}
-        for key, value in settings.items():
-            builder = builder.config(key, value)
-        spark = builder.getOrCreate()
-        spark.sparkContext.setLogLevel("ERROR")
-        _spark = spark
-        return spark
+    return local_session(**{**TEST_CONF, **{k: str(v) for k, v in conf.items()}})
 
 
 def register_tpch(spark, data_dir: str | os.PathLike, tables=TPCH_TABLES) -> dict:

@@ -34,32 +34,24 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
+
+from spark_conf.config import SparkConfig
 
 ENGINES = ("native", "spark", "polars")
 TPCH_TABLES = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders",
                "lineitem")
 
-# Same settings as the test session (tests/spark_support.py), replicated so the tool does not
-# import the tests. Four shuffle partitions suit local[2] far better than Spark's default 200.
-SPARK_CONF = {
-    "spark.master": "local[2]",
+# The test session's settings (profile ``local`` of spark_conf/config.py: local[2] on loopback,
+# four shuffle partitions, which suit local[2] far better than Spark's default 200) with more
+# driver memory and patience for SF1.
+SPARK_CONF = SparkConfig.for_profile("local").with_settings({
     "spark.app.name": "wjio-tpch-bench",
-    "spark.driver.host": "127.0.0.1",
-    "spark.driver.bindAddress": "127.0.0.1",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "4",
-    "spark.default.parallelism": "2",
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.driver.memory": "4g",
-    "spark.executor.heartbeatInterval": "20s",
     "spark.network.timeout": "300s",
-}
+}).to_spark_conf()
 
 TARGET_RATIO = 0.15
 
@@ -74,15 +66,9 @@ def _env_defaults() -> None:
 
 
 def start_spark(conf: dict):
-    from pyspark.sql import SparkSession
+    from spark_conf.session import local_session
 
-    builder = SparkSession.builder
-    settings = {**conf, "spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="wj-bench-wh-")}
-    for key, value in settings.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+    return local_session(**conf)
 
 
 def register_tables(spark, data_dir: Path) -> None:
