@@ -22,6 +22,7 @@ from executor.operators.scan import ScanExec
 from executor.operators.sort import SortExec
 from executor.operators.union import UnionExec
 from executor.operators.values import ValuesExec
+from executor.operators.window import WindowExec
 
 
 def plan(node: rel.Relation, exchange_ids: dict[int, int] | None = None) -> Operator:
@@ -100,6 +101,11 @@ def _(node: rel.Distinct, ids) -> Operator:
 @_plan.register
 def _(node: rel.Expand, ids) -> Operator:
     return ExpandExec(node, plan(node.child, ids))
+
+
+@_plan.register
+def _(node: rel.Window, ids) -> Operator:
+    return WindowExec(node, plan(node.child, ids))
 
 
 @_plan.register

@@ -21,6 +21,7 @@ from executor.frontend.expressions import (
 )
 from executor.frontend.plan_json import TreeNode, expr_id, object_name
 from executor.frontend.types import arrow_type
+from executor.frontend.windows import window_function
 from executor.ir.expressions import Expr
 from executor.ir.relations import Relation
 
@@ -45,7 +46,7 @@ class PlanTranslator:
         self.used: set[int] = set()
 
     def translate(self, root: TreeNode) -> Relation:
-        self.used = referenced_ids(root)
+        self.used = referenced_ids(root) | set(self.facts.output_ids)
         body = self.relation(root)
         names = [spark_name(n) for n in body.schema.names]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -322,3 +323,23 @@ def _union(t: PlanTranslator, n: TreeNode) -> Relation:
 def _one_row(t: PlanTranslator, n: TreeNode) -> Relation:
     # SELECT without FROM: one row, no columns.
     return ir.Values(ir.Schema(()), ((),))
+
+
+@rule("Window")
+def _window(t: PlanTranslator, n: TreeNode) -> Relation:
+    # Spark's Window appends one column per window expression, all over one partition and
+    # order spec (each expression's own spec repeats it; its frame may differ).
+    child = t.relation(n.child("child"))
+    partition_by = tuple(t.expr(p) for p in n.fields.get("partitionSpec", []))
+    order_by = _sort_keys(t, n.fields.get("orderSpec", []))
+    functions = []
+    for e in n.fields["windowExpressions"]:
+        if e.name != "Alias":
+            raise t.unsupported(n, f"window output {e.name}")
+        fn, spec = window_function(t.exprs, e.child("child"))
+        parts, orders = spec
+        if tuple(t.expr(p) for p in parts) != partition_by or _sort_keys(t, orders) != order_by:
+            raise t.unsupported(n, f"window expression at {e.path} has a spec other than its "
+                                "Window's")
+        functions.append(ir.Alias(fn, column_name(e.fields["name"], expr_id(e.fields["exprId"]))))
+    return ir.Window(child, tuple(functions), partition_by, order_by)

@@ -1,17 +1,17 @@
-"""Aggregate and window functions. They appear only as the child of an ``Alias`` in an
-``Aggregate``'s or ``Window``'s function list, never inside scalar expressions: the translator
-puts a ``Project`` above for expressions over aggregate results (``sum(a) / sum(b)``)."""
+"""Aggregate functions. They appear only as the child of an ``Alias`` in an ``Aggregate``'s
+function list (or inside a ``WindowExpr``, :mod:`.windows`), never inside scalar expressions:
+the translator puts a ``Project`` above for expressions over aggregate results
+(``sum(a) / sum(b)``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 import pyarrow as pa
 
 from executor.ir import rules
 from executor.ir.expressions import Expr
-from executor.ir.node import Node, check
+from executor.ir.node import check
 from executor.ir.types import is_numeric, is_orderable
 
 
@@ -116,85 +116,3 @@ class Max(AggregateFunction):
     @property
     def nullable(self) -> bool:
         return True
-
-
-# -- window functions ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RowNumber(Expr):
-    """``row_number()`` over the window's order."""
-
-    @property
-    def dtype(self) -> pa.DataType:
-        return pa.int32()
-
-    @property
-    def nullable(self) -> bool:
-        return False
-
-
-@dataclass(frozen=True)
-class Rank(Expr):
-    """``rank()``: 1 + number of rows strictly before (ties share, gaps follow)."""
-
-    @property
-    def dtype(self) -> pa.DataType:
-        return pa.int32()
-
-    @property
-    def nullable(self) -> bool:
-        return False
-
-
-@dataclass(frozen=True)
-class DenseRank(Expr):
-    """``dense_rank()``: ties share, no gaps."""
-
-    @property
-    def dtype(self) -> pa.DataType:
-        return pa.int32()
-
-    @property
-    def nullable(self) -> bool:
-        return False
-
-
-class FrameKind(Enum):
-    ROWS = "rows"
-    RANGE = "range"
-
-
-@dataclass(frozen=True)
-class WindowFrame(Node):
-    """``kind BETWEEN lower AND upper``: offsets relative to the current row (negative =
-    preceding, 0 = current row), ``None`` = unbounded on that side."""
-
-    kind: FrameKind = FrameKind.RANGE
-    lower: int | None = None
-    upper: int | None = 0
-
-    def _validate(self) -> None:
-        self._coerce_enum("kind", FrameKind)
-        if self.lower is not None and self.upper is not None:
-            check(self.lower <= self.upper, self, "lower bound is after upper bound")
-
-
-@dataclass(frozen=True)
-class WindowExpr(Expr):
-    """A window function (ranking or aggregate) evaluated over ``frame``."""
-
-    function: Expr
-    frame: WindowFrame = WindowFrame()
-
-    def _validate(self) -> None:
-        ok = isinstance(self.function, AggregateFunction | RowNumber | Rank | DenseRank)
-        check(ok, self, f"{type(self.function).__name__} is not a window function")
-
-    @property
-    def dtype(self) -> pa.DataType:
-        return self.function.dtype
-
-    @property
-    def nullable(self) -> bool:
-        return self.function.nullable

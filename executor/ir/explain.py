@@ -9,6 +9,7 @@ from executor.ir import expressions as ex
 from executor.ir import functions as fn
 from executor.ir import relations as rel
 from executor.ir import subqueries as sub
+from executor.ir import windows as win
 from executor.ir.node import Node
 
 _OPS = {
@@ -49,15 +50,26 @@ def expr_str(e: Node) -> str:
         return f"count({'DISTINCT ' if e.distinct else ''}{inner})"
     if isinstance(e, sub.ScalarSubquery):
         return f"scalar-subquery({e.dtype})"  # its plan is listed under the relation
-    if isinstance(e, agg.WindowExpr):
+    if isinstance(e, win.OffsetValue):
+        default = f", {expr_str(e.default)}" if e.default is not None else ""
+        name = "lag" if e.offset < 0 else "lead"
+        return f"{name}({expr_str(e.input)}, {abs(e.offset)}{default})"
+    if isinstance(e, win.WindowExpr):
+        if not e.is_aggregate:  # computed from the window's order alone: no frame
+            return expr_str(e.function)
         f = e.frame
-        return f"{expr_str(e.function)} OVER ({f.kind.value} {f.lower}..{f.upper})"
+        return f"{expr_str(e.function)} OVER ({f.kind.value} {_bound(f.lower, 'preceding')}"\
+            f"..{_bound(f.upper, 'following')})"
     if isinstance(e, ex.Expr):
         args = [expr_str(c) for c in e.children]
         args += [repr(v) for k, v in e.field_values().items()
                  if not isinstance(v, Node | tuple) and k not in ("ansi",)]
         return f"{type(e).__name__.lower()}({', '.join(args)})"
     return repr(e)
+
+
+def _bound(offset: int | None, unbounded: str) -> str:
+    return f"unbounded {unbounded}" if offset is None else f"{offset:+d}" if offset else "current"
 
 
 def _literal(e: ex.Literal) -> str:

@@ -3,8 +3,8 @@
 Every expression declares its output ``dtype`` (an Arrow type) and ``nullable``. Operands must
 already have the types Spark's analyzer gives them (the translator keeps Spark's casts): the
 IR never coerces implicitly, it rejects mismatches at construction.
-String and date functions live in :mod:`executor.ir.functions`, aggregate and window functions
-in :mod:`executor.ir.aggregates`.
+String and date functions live in :mod:`executor.ir.functions`, aggregate functions in
+:mod:`executor.ir.aggregates`, window functions in :mod:`executor.ir.windows`.
 """
 
 from __future__ import annotations

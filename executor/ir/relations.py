@@ -11,10 +11,11 @@ import pyarrow as pa
 
 from executor.errors import PlanError, UnsupportedError
 from executor.ir import rules
-from executor.ir.aggregates import AggregateFunction, Avg, Count, Max, Min, Sum, WindowExpr
+from executor.ir.aggregates import AggregateFunction, Avg, Count, Max, Min, Sum
 from executor.ir.expressions import BOOL, Alias, BoundRef, Expr, Literal, output_name
 from executor.ir.node import Node, check
 from executor.ir.types import Field, Schema
+from executor.ir.windows import OffsetValue, RankingFunction, WindowExpr
 
 
 @dataclass(frozen=True)
@@ -375,8 +376,9 @@ class Expand(Relation):
 
 @dataclass(frozen=True)
 class Window(Relation):
-    """Append one column per ``Alias(WindowExpr)``, computed per ``partition_by`` group in
-    ``order_by`` order."""
+    """Append one column per ``Alias(WindowExpr)``, computed per ``partition_by`` group (null
+    keys form their own group) in ``order_by`` order; rows equal on every order key are peers.
+    Output rows come grouped by partition, in window order within each."""
 
     child: Relation
     functions: tuple[Alias, ...]
@@ -384,9 +386,18 @@ class Window(Relation):
     order_by: tuple[SortKey, ...] = ()
 
     def _validate(self) -> None:
+        check(len(self.functions) > 0, self, "needs at least one function")
         for f in self.functions:
             check(isinstance(f, Alias) and isinstance(f.child, WindowExpr), self,
                   "functions must be Alias(WindowExpr)")
+            fn, frame = f.child.function, f.child.frame
+            if isinstance(fn, RankingFunction | OffsetValue):
+                check(len(self.order_by) > 0, self,
+                      f"{type(fn).__name__} needs an ordered window")
+            if frame.has_offsets:
+                keys = [k.expr.dtype for k in self.order_by]
+                check(len(keys) == 1 and pa.types.is_integer(keys[0]), self,
+                      f"a RANGE frame with offsets needs one integral order key, got {keys}")
         exprs = self.functions + self.partition_by + tuple(k.expr for k in self.order_by)
         check_refs(self, exprs, self.child.schema)
         self._schema()

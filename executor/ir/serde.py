@@ -30,6 +30,7 @@ from executor.ir import (  # noqa: F401
     relations,
     subqueries,
     types,
+    windows,
 )
 from executor.ir.expressions import Literal
 from executor.ir.node import NODE_TYPES, Node

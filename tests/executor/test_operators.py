@@ -125,7 +125,8 @@ def test_operators_do_no_work_before_the_first_batch(t):
 
 
 @pytest.mark.parametrize(("make", "node"), [
-    (lambda t: ir.Window(t, (ir.Alias(ir.WindowExpr(ir.RowNumber()), "rn"),)), "Window"),
+    (lambda t: ir.Window(t, (ir.Alias(ir.WindowExpr(ir.Sum(col(t, "f")), ir.WindowFrame(
+        ir.FrameKind.ROWS, -100, 0)), "w"),), order_by=(ir.SortKey(col(t, "a")),)), "Window"),
     (lambda t: ir.Project(t, (ir.Alias(ir.Cast(col(t, "s"), I64), "x"),)), "Cast"),
     (lambda t: ir.Project(t, (ir.Alias(ir.Cast(col(t, "f"), pa.decimal128(10, 2)), "x"),)),
      "Cast"),
