@@ -22,6 +22,9 @@ class PlanFacts:
     output_schema: dict[str, Any] | None = None
     query: str = ""
     """A label for error messages (``q11``); empty when unknown."""
+    output_ids: tuple[int, ...] = ()
+    """exprIds of the plan's output attributes (the root may pass its child's columns
+    through without naming them, e.g. a Filter over a scan); empty when unknown."""
 
     @classmethod
     def from_dump(cls, doc: dict[str, Any], tables: dict[str, str] | None = None) -> PlanFacts:

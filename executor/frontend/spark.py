@@ -76,7 +76,9 @@ def _plan_of(df) -> tuple[list, PlanFacts]:
         raise
     except Exception as err:  # a JVM class whose accessors do not mirror its JSON fields
         raise UnsupportedError("plan", f"cannot read the plan's annotations: {err}") from err
-    return plan, PlanFacts(nodes, relations, json.loads(df.schema.json()))
+    output_ids = tuple(a.exprId().id() for a in _seq(jplan.output()))
+    return plan, PlanFacts(nodes, relations, json.loads(df.schema.json()),
+                           output_ids=output_ids)
 
 
 def to_ir(spark, sql_or_df) -> Relation:

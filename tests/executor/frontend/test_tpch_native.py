@@ -71,3 +71,12 @@ def test_dataframe_input_and_eval_mode_fallback(spark):
     assert not tried.native and "evaluation mode TRY" in tried.reason
     plain = execute(spark, "select sum(l_quantity + l_tax) as s from lineitem")
     assert plain.native and plain.table.equals(tried.table)
+
+
+def test_root_passing_its_scan_through(spark):
+    """A Filter (or Sort, Limit) at the root names no columns: all of the scan's come out."""
+    for df in (spark.table("region").where("r_regionkey > 2"),
+               spark.table("nation").orderBy("n_name").limit(3)):
+        result = execute(spark, df)
+        assert result.native, result.reason
+        assert result.table.equals(spark_support.to_arrow(df))
