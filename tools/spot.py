@@ -7,7 +7,8 @@ checkpointed query (``plan.json``), and each run is then:
 
 1. ``wj resume <root>`` in a fresh process group (driver + worker processes with
    ``--runner process``), started from nothing committed;
-2. SIGKILL of the whole group after a random delay, uniform over the uninterrupted run time;
+2. SIGKILL of the whole group at a random point: once a random number of tasks (0 to all but
+   one) have committed, after a further random 0-0.5 s;
 3. ``wj status --json`` (what had committed), then ``wj resume <root>`` in a fresh process:
    its result must equal the uninterrupted run's, and it must run exactly the tasks that had
    not committed (no committed task runs again).
@@ -65,6 +66,17 @@ def _committed(root: str) -> tuple[int, int]:
     return s["committed"], s["tasks"]
 
 
+def _progress(root: str) -> int:
+    """Tasks committed so far (0 before the query's plan is readable)."""
+    from checkpoint.errors import CheckpointError
+    from checkpoint.status import query_status
+
+    try:
+        return query_status(root).committed
+    except CheckpointError:
+        return 0
+
+
 def _plan(query: int, tables: dict[str, str], parallelism: int):
     from executor.context import ExecContext
     from executor.distribute import physical_plan
@@ -115,19 +127,26 @@ def main(argv: list[str] | None = None) -> int:
             return create_query(plan, f"s3://{BUCKET}/spot/", options=options).root.uri
 
         reference = tmp / "reference.parquet"
-        full, ran, _ = _resume(fresh(), reference, args.runner)
+        full, total_tasks, _ = _resume(fresh(), reference, args.runner)
         expected = pq.read_table(reference)
         print(f"spot: TPC-H Q{args.query} SF {args.scale:g}: uninterrupted {full:.2f} s, "
-              f"{ran} tasks, {expected.num_rows} rows; {args.runs} kill points follow")
+              f"{total_tasks} tasks, {expected.num_rows} rows; {args.runs} kill points follow")
         mismatches = reran = finished_first = 0
         for i in range(args.runs):
             root = fresh()
-            delay = rng.uniform(0.05, full)
+            # A random point: once a random number of tasks (0..all-1) have committed, plus a
+            # random 0-0.5 s, so kills land inside tasks and between them.
+            target = rng.randrange(total_tasks)
+            extra = rng.uniform(0, 0.5)
             child = subprocess.Popen(
                 [sys.executable, "-m", "spark_conf.entry", "resume", root, "--output",
                  str(tmp / "killed.parquet"), "--runner", args.runner],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            time.sleep(delay)
+            t0 = time.perf_counter()
+            while child.poll() is None and _progress(root) < target:
+                time.sleep(0.02)
+            time.sleep(extra)
+            delay = time.perf_counter() - t0
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGKILL)  # driver and all its workers
             else:
