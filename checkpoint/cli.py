@@ -1,7 +1,9 @@
 """``wj resume``, ``wj status``, ``wj ls`` and ``wj gc``: checkpointed queries from the shell.
 
     wj sql "SELECT ..." --table ... --checkpoint s3://bucket/ck/    # prints its query root
+           [--runner thread|process|spark]
     wj resume s3://bucket/ck/<query-id> [--restart] [--output x.parquet | --format table|csv|json]
+           [--runner thread|process|spark]     # spark: each stage one job of the Spark session
     wj status s3://bucket/ck/<query-id> [--json] [--watch SECONDS]
     wj ls s3://bucket/ck/ [--json]
     wj gc s3://bucket/ck/ [--older-than 7d] [--dry-run] [--keep-finished] [--json]
@@ -18,6 +20,10 @@ import sys
 import time
 
 FORMATS = ("table", "csv", "json")
+RUNNERS = ("thread", "process", "spark")
+RUNNER_HELP = ("where tasks run: threads of this process (default), local worker processes, "
+               "or Spark tasks of the Spark session (each stage one Spark job; all data "
+               "through the object store)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,8 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-rows", type=int, default=50,
                    help="rows printed with --format table (default 50; 0: all)")
     p.add_argument("--parallelism", type=int, default=2, help="tasks at once (default 2)")
-    p.add_argument("--runner", choices=("thread", "process"), default="thread",
-                   help="run tasks on threads (default) or worker processes")
+    p.add_argument("--runner", choices=RUNNERS, default="thread", help=RUNNER_HELP)
     _endpoint(p)
     p.set_defaults(func=_resume)
 
@@ -91,6 +96,7 @@ def _add_checkpoint_to_sql(sub: argparse._SubParsersAction) -> None:
     sql.add_argument("--checkpoint", metavar="ROOT",
                      help="run through the object store under ROOT (s3://bucket/prefix/): "
                      "prints the query root first; `wj resume` finishes it after a crash")
+    sql.add_argument("--runner", choices=RUNNERS, help=RUNNER_HELP + "; needs --checkpoint")
     sql.set_defaults(make_runner=_make_sql_runner)
 
 
@@ -98,12 +104,17 @@ def _make_sql_runner(args: argparse.Namespace):
     """The checkpointed runner of one ``wj sql`` query (None without ``--checkpoint``); the
     query root is printed before Spark starts."""
     if not getattr(args, "checkpoint", None):
+        if getattr(args, "runner", None):
+            print("wj sql: error: --runner needs --checkpoint (tasks of a checkpointed query "
+                  "run through the object store)", file=sys.stderr)
+            raise SystemExit(2)
         return None
     from checkpoint.errors import CheckpointError
     from checkpoint.runner import CheckpointedRunner
 
     try:
-        runner = CheckpointedRunner(args.checkpoint, output=getattr(args, "output", None))
+        runner = CheckpointedRunner(args.checkpoint, output=getattr(args, "output", None),
+                                    runner=args.runner or "thread")
     except CheckpointError as err:
         print(f"wj sql: error: --checkpoint: {err}", file=sys.stderr)
         raise SystemExit(2) from None

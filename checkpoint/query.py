@@ -46,18 +46,24 @@ from checkpoint.objects import (
     upload,
 )
 from checkpoint.options import CheckpointOptions
+from checkpoint.spark_runner import SparkRunner
 from executor.context import ExecContext
 from executor.errors import ExecutorError
 from executor.exchange import Exchange
 from executor.ir import relations as rel
 from executor.ir import serde
-from executor.stages import ExchangeFactory, TaskEvent, run_parallel
+from executor.stages import ExchangeFactory, StageRunner, TaskEvent, run_parallel
 from wjio import errors as store_errors
 from wjio.dataset import data_files
 from wjio.options import StoreOptions
 from wjio.store import shared_store
 from wjio.sync import run
 from wjio.uri import S3Path
+
+Runner = Literal["thread", "process", "spark"] | StageRunner
+"""Where tasks run: this process's threads, a local process pool, Spark tasks of the active
+Spark session (:class:`~checkpoint.spark_runner.SparkRunner`), or any other stage runner.
+A query started with one runner resumes with any other."""
 
 QUERY_FORMAT = 1
 """Version of ``plan.json`` and ``result/result.json``; a resume refuses any other."""
@@ -240,7 +246,7 @@ def load_query(query_uri: str, *, store: StoreOptions | None = None) -> Query:
 def run_checkpointed(plan: rel.Relation, root_uri: str, ctx: ExecContext | None = None, *,
                      query_id: str | None = None, store: StoreOptions | None = None,
                      options: CheckpointOptions | None = None,
-                     runner: Literal["thread", "process"] = "thread",
+                     runner: Runner = "thread",
                      scan_partitions: int | None = None, output: str | None = None,
                      on_task: Callable[[TaskEvent], None] | None = None,
                      on_created: Callable[[QueryRoot], None] | None = None) -> QueryResult:
@@ -253,7 +259,7 @@ def run_checkpointed(plan: rel.Relation, root_uri: str, ctx: ExecContext | None 
     ``ctx.parallelism``) is recorded with the batch size. ``output`` records where the
     result is meant to go (``wj resume`` delivers it there). ``on_created`` hears the query
     root before any task runs (so it can be printed first thing); ``on_task`` hears every
-    :class:`~executor.stages.TaskEvent`.
+    :class:`~executor.stages.TaskEvent`. ``runner`` says where tasks run (:data:`Runner`).
     """
     ctx = ctx or ExecContext()
     run_options: dict[str, Any] = {"scan_partitions": scan_partitions or ctx.parallelism,
@@ -269,7 +275,7 @@ def run_checkpointed(plan: rel.Relation, root_uri: str, ctx: ExecContext | None 
 
 def resume(query_uri: str, ctx: ExecContext | None = None, *, restart: bool = False,
            store: StoreOptions | None = None, options: CheckpointOptions | None = None,
-           runner: Literal["thread", "process"] = "thread",
+           runner: Runner = "thread",
            on_task: Callable[[TaskEvent], None] | None = None) -> QueryResult:
     """Finish the query at ``query_uri``: its committed tasks are not run again.
 
@@ -315,9 +321,9 @@ def _restart(query: Query, inputs: tuple[dict[str, Any], ...], store: StoreOptio
 
 
 def _execute(query: Query, ctx: ExecContext, store: StoreOptions, options: CheckpointOptions,
-             runner: Literal["thread", "process"],
-             on_task: Callable[[TaskEvent], None] | None) -> QueryResult:
-    table = run_parallel(query.plan, ctx, runner=runner,
+             runner: Runner, on_task: Callable[[TaskEvent], None] | None) -> QueryResult:
+    table = run_parallel(query.plan, ctx,
+                         runner=SparkRunner() if runner == "spark" else runner,
                          scan_partitions=query.options.get("scan_partitions"),
                          exchanges=QueryExchanges(query.root, store, options), on_task=on_task)
     _write_result(query, table, store, options)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,7 +14,7 @@ from checkpoint.errors import CheckpointError
 from checkpoint.layout import QueryRoot
 from checkpoint.objects import upload
 from checkpoint.options import CheckpointOptions
-from checkpoint.query import run_checkpointed
+from checkpoint.query import Runner, run_checkpointed
 from executor.context import ExecContext
 from executor.ir import relations as rel
 from executor.stages import TaskEvent
@@ -34,7 +34,7 @@ class CheckpointedRunner:
 
     def __init__(self, root_uri: str, *, store: StoreOptions | None = None,
                  options: CheckpointOptions | None = None,
-                 runner: Literal["thread", "process"] = "thread", output: str | None = None,
+                 runner: Runner = "thread", output: str | None = None,
                  on_task: Callable[[TaskEvent], None] | None = None) -> None:
         self.root = QueryRoot.create(root_uri)
         self._root_uri = root_uri

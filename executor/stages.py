@@ -13,10 +13,15 @@ so a resumed query skips finished work. Process tasks get the plan as JSON; with
 exchange they read their inputs and write their output through the store themselves,
 otherwise their inputs and output are relayed through this process as Arrow IPC.
 
+Tasks run on this process's threads (``runner="thread"``), a local process pool
+(``"process"``), or elsewhere through a :class:`StageRunner` (e.g. as Spark tasks,
+``checkpoint.spark_runner``): it gets each stage's pending tasks as one :class:`PortableStage`
+and runs them wherever it likes; their exchanges must be portable, no data passes through it.
+
 Failures: a task whose worker process died runs again as a new attempt (up to
-``max_attempts``); a task whose input turns out lost (:class:`TaskOutputLostError`: a
-committed object missing or corrupt) has the producer task recomputed, then runs again.
-Other errors fail the query.
+``max_attempts``; a stage runner retries its own failed tasks); a task whose input turns
+out lost (:class:`TaskOutputLostError`: a committed object missing or corrupt) has the
+producer task recomputed, then runs again. Other errors fail the query.
 """
 
 from __future__ import annotations
@@ -35,7 +40,14 @@ import pyarrow as pa
 
 from executor import planner
 from executor.context import ExecContext
-from executor.errors import ExecutionError, PlanError, TaskOutputLostError, UnsupportedError
+from executor.errors import (
+    ExchangeError,
+    ExecutionError,
+    ExecutorError,
+    PlanError,
+    TaskOutputLostError,
+    UnsupportedError,
+)
 from executor.eval import evaluate
 from executor.exchange import Exchange, ExchangeSource, InMemoryExchange
 from executor.hashing import partition_ids
@@ -228,6 +240,46 @@ def _portable_task(plan_json: str, stage_index: int, task: int, num_tasks: int,
                         ExecContext(batch_size=batch_size))
 
 
+@dataclass(frozen=True)
+class PortableStage:
+    """One stage of a plan whose exchanges are all portable: what a worker on any machine
+    needs to run any of its tasks (:meth:`run_task`). Pickles (the exchanges carry the commit
+    records already read), so one copy can be shipped per job."""
+
+    plan_json: str
+    stage: int
+    num_tasks: int
+    inputs: dict[int, Exchange]
+    output: Exchange
+    batch_size: int
+
+    def run_task(self, task: int, attempt: int) -> bool:
+        """Run one attempt of ``task``: True if it committed, False if another attempt of it
+        committed first. Raises :class:`TaskOutputLostError` if an input turned out lost."""
+        return _portable_task(self.plan_json, self.stage, task, self.num_tasks, self.inputs,
+                              self.output, attempt, self.batch_size)
+
+
+TaskOutcome = bool | ExecutorError
+"""What one task came to: committed (True), discarded (False: another attempt committed
+first), or the query error that stopped it (a :class:`TaskOutputLostError` is recovered)."""
+
+
+class StageRunner(ABC):
+    """Runs the pending tasks of a stage outside this process, e.g. as Spark tasks
+    (``checkpoint.spark_runner.SparkRunner``). Tasks read and write only through the
+    stage's portable exchanges; the scheduler refuses a stage whose exchanges are not."""
+
+    name: str
+
+    @abstractmethod
+    def run_stage(self, stage: PortableStage, attempts: dict[int, int]
+                  ) -> dict[int, TaskOutcome]:
+        """Run ``{task: attempt}`` of ``stage``, retrying failed tasks as it sees fit; the
+        outcome of every task. An :class:`ExecutorError` a task raised is its outcome; any
+        other failure left after retries raises (and fails the query)."""
+
+
 def _relayed_task(plan_json: str, stage_index: int, partition: int, num_tasks: int,
                   inputs: dict[int, dict[int, bytes]], batch_size: int
                   ) -> list[tuple[int, bytes]]:
@@ -255,9 +307,9 @@ re-run, so a store that keeps losing objects fails the query instead of looping.
 class _Scheduler:
     """Runs the stages of one plan in order, each stage's uncommitted tasks on the pool."""
 
-    def __init__(self, plan: rel.Relation, ctx: ExecContext, runner: str, scan_partitions: int,
-                 factory: ExchangeFactory, on_task: Callable[[TaskEvent], None] | None,
-                 max_attempts: int) -> None:
+    def __init__(self, plan: rel.Relation, ctx: ExecContext, runner: str | StageRunner,
+                 scan_partitions: int, factory: ExchangeFactory,
+                 on_task: Callable[[TaskEvent], None] | None, max_attempts: int) -> None:
         self.plan, self.ctx, self.runner = plan, ctx, runner
         self.scan_partitions, self.factory = scan_partitions, factory
         self.on_task, self.max_attempts = on_task, max_attempts
@@ -269,7 +321,8 @@ class _Scheduler:
         self.num_tasks: dict[int, int] = {}
         self.attempts: Counter[tuple[int, int]] = Counter()
         self.recoveries = 0
-        self.plan_json = serde.to_json(plan) if runner == "process" else ""
+        self.remote = runner if isinstance(runner, StageRunner) else None
+        self.plan_json = serde.to_json(plan) if runner == "process" or self.remote else ""
         self.pool = self._new_pool()
 
     def _new_pool(self) -> cf.Executor:
@@ -290,6 +343,8 @@ class _Scheduler:
                 self.outputs[stage.index] = self.factory.exchange(
                     stage.index, 1 if out is None else out.num_partitions,
                     "result" if out is None else f"exchange #{self.ids[id(out)]}")
+                if self.remote is not None:
+                    self._check_portable(stage)
                 done = self.outputs[stage.index].committed_tasks()
                 for t in sorted(done & set(range(n))):
                     self._emit(stage.index, t, -1, "skip")
@@ -313,6 +368,16 @@ class _Scheduler:
         return self.outputs[stage.index].portable and all(
             self.outputs[self.producer[self.ids[id(e)]]].portable for e in stage.inputs)
 
+    def _check_portable(self, stage: Stage) -> None:
+        output = self.outputs[stage.index]
+        if not output.portable:
+            raise ExchangeError(
+                f"runner {self.remote.name!r} runs tasks outside this process, so every stage "
+                f"must write through a portable exchange (the object store); stage "
+                f"{stage.index} writes to {type(output).__name__} {output.name!r}, which "
+                f"lives in this process's memory: run the query checkpointed "
+                f"(checkpoint.run_checkpointed, wj sql --checkpoint)")
+
     def _run_tasks(self, stage: Stage, tasks: list[int]) -> None:
         pending = set(tasks)
         while pending:
@@ -325,7 +390,11 @@ class _Scheduler:
             except TaskOutputLostError as e:
                 self._recover(e)
                 continue
-            futures = {self._submit(stage, t, sources, portable): t for t in sorted(pending)}
+            if self.remote is not None:
+                futures = self._run_remote(stage, sorted(pending))
+            else:
+                futures = {self._submit(stage, t, sources, portable): t
+                           for t in sorted(pending)}
             lost: dict[tuple[int, int], TaskOutputLostError] = {}
             for fut in cf.as_completed(futures):
                 t = futures[fut]
@@ -350,15 +419,39 @@ class _Scheduler:
             for e in lost.values():
                 self._recover(e)
 
-    def _submit(self, stage: Stage, task: int, sources: dict[int, ExchangeSource],
-                portable: bool) -> cf.Future:
+    def _next_attempt(self, stage: Stage, task: int) -> int:
         key = (stage.index, task)
         attempt = self.attempts[key]
         if attempt >= self.max_attempts:
             raise ExecutionError(f"stage {stage.index} task {task}: failed {attempt} attempts "
-                                 f"(its worker process died each time)")
+                                 f"(its worker process died or its input was lost each time)")
         self.attempts[key] += 1
         self._emit(stage.index, task, attempt, "run")
+        return attempt
+
+    def _run_remote(self, stage: Stage, tasks: list[int]) -> dict[cf.Future, int]:
+        """Run ``tasks`` through the stage runner; their outcomes as completed futures."""
+        attempts = {t: self._next_attempt(stage, t) for t in tasks}
+        portable = PortableStage(
+            self.plan_json, stage.index, self.num_tasks[stage.index],
+            {self.ids[id(e)]: self.outputs[self.producer[self.ids[id(e)]]]
+             for e in stage.inputs},
+            self.outputs[stage.index], self.ctx.batch_size)
+        outcomes = self.remote.run_stage(portable, attempts)
+        futures: dict[cf.Future, int] = {}
+        for t in tasks:
+            fut: cf.Future = cf.Future()
+            outcome = outcomes[t]
+            if isinstance(outcome, BaseException):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(outcome)
+            futures[fut] = t
+        return futures
+
+    def _submit(self, stage: Stage, task: int, sources: dict[int, ExchangeSource],
+                portable: bool) -> cf.Future:
+        attempt = self._next_attempt(stage, task)
         n, output = self.num_tasks[stage.index], self.outputs[stage.index]
         if self.runner == "thread":
             call = (_thread_task, self.plan, stage.index, task, n, sources, output, attempt,
@@ -391,7 +484,7 @@ class _Scheduler:
 
 
 def run_parallel(plan: rel.Relation, ctx: ExecContext | None = None, *,
-                 runner: Literal["thread", "process"] = "thread",
+                 runner: Literal["thread", "process"] | StageRunner = "thread",
                  scan_partitions: int | None = None,
                  exchanges: ExchangeFactory | None = None,
                  on_task: Callable[[TaskEvent], None] | None = None,
@@ -399,10 +492,16 @@ def run_parallel(plan: rel.Relation, ctx: ExecContext | None = None, *,
     """Run ``plan`` stage by stage, each stage's tasks in parallel; returns the result.
 
     ``exchanges`` makes each stage's output exchange (default: in memory); tasks it already
-    holds a commit for are skipped. ``on_task`` hears every :class:`TaskEvent` of the plan's
-    stages. Its scalar subqueries run first, each with ``run_parallel`` and the same options
-    (so their plans need their own Exchanges), and become literals in the plan the tasks get.
+    holds a commit for are skipped. ``runner`` runs the tasks on threads, on a local process
+    pool, or through a :class:`StageRunner` (which needs portable ``exchanges``). ``on_task``
+    hears every :class:`TaskEvent` of the plan's stages. Its scalar subqueries run first, each
+    with ``run_parallel`` and the same options (so their plans need their own Exchanges), and
+    become literals in the plan the tasks get.
     """
+    if not isinstance(runner, StageRunner) and runner not in ("thread", "process"):
+        raise ValueError(f"runner must be 'thread', 'process' or a StageRunner, got {runner!r}"
+                         + (" (Spark tasks: checkpoint.spark_runner.SparkRunner())"
+                            if runner == "spark" else ""))
     ctx = ctx or ExecContext()
     factory = exchanges or MemoryExchanges()
     plan = resolve_subqueries(plan, lambda sub: run_parallel(
