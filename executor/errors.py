@@ -30,6 +30,9 @@ class UnsupportedError(ExecutorError):
         self.detail = detail
         super().__init__(f"unsupported: {node}" + (f" ({detail})" if detail else ""))
 
+    def __reduce__(self):  # pickled across processes: rebuild from the parts, not the message
+        return type(self), (self.node, self.detail)
+
 
 class ExecutionError(ExecutorError):
     """A query failed while running (the data, not the plan, caused it)."""
@@ -43,6 +46,9 @@ class SparkRuntimeError(ExecutionError):
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(f"[{self.error_class}] {detail}")
+
+    def __reduce__(self):  # pickled across processes: rebuild from the detail
+        return type(self), (self.detail,)
 
 
 class DivideByZeroError(SparkRuntimeError):

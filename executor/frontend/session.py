@@ -24,7 +24,9 @@ PLANNING_CONF = {
 
 
 def planning_session(conf: dict[str, str] | None = None):
-    """The active SparkSession, or a new local one with :data:`PLANNING_CONF` (+ ``conf``)."""
+    """The active SparkSession, or a new one with :data:`PLANNING_CONF` (+ ``conf``); settings
+    already given to this process by ``spark-submit`` (e.g. ``spark.master``) win over the
+    local defaults."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as err:
@@ -37,8 +39,13 @@ def planning_session(conf: dict[str, str] | None = None):
         return active
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark import SparkConf
+
+    given = SparkConf()  # spark-submit / spark-defaults settings (spark.* system properties)
     builder = SparkSession.builder
     for key, value in {**PLANNING_CONF, **(conf or {})}.items():
+        if key in PLANNING_CONF and key not in (conf or {}) and given.contains(key):
+            continue  # e.g. spark.master from spark-submit: a cluster, not local[2]
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

@@ -138,3 +138,14 @@ def test_hash_partitioning_is_deterministic_and_value_based():
     assert list(sliced) == list(ids)
     zeros = partition_ids([pa.array([-0.0, 0.0])], 8)
     assert zeros[0] == zeros[1]
+
+
+def test_errors_cross_processes_unchanged():
+    """Process tasks raise in a worker; the error the caller sees reads as raised."""
+    import pickle
+
+    from executor.errors import DivideByZeroError, UnsupportedError
+
+    for err in (DivideByZeroError("1 / 0"), UnsupportedError("Window", "frame")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err)
