@@ -53,8 +53,15 @@ class ObjectStoreExchange(Exchange):
 
     def __init__(self, root: QueryRoot, stage: int, num_partitions: int, *,
                  store: StoreOptions | None = None, options: CheckpointOptions | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, fresh: bool = False) -> None:
         self.root, self.stage, self.num_partitions = root, stage, num_partitions
+        self.fresh = fresh
+        """The query was created by this run: no other run has committed anything unless it
+        resumed the query meanwhile, so :meth:`committed_tasks` need not list the store (a
+        concurrent resume still commits each task once; the losing attempt is discarded)."""
+        self._mine: dict[int, dict] = {}
+        """Commit records this process's sinks created (the thread runner's tasks): a
+        consumer in this process needs no listing or reading to find them."""
         self.store = store or StoreOptions()
         self.options = options or CheckpointOptions()
         self.name = name or f"stage {stage}"
@@ -70,6 +77,8 @@ class ObjectStoreExchange(Exchange):
         self._num_tasks = num_tasks
 
     def committed_tasks(self) -> set[int]:
+        if self.fresh:
+            return set(self._mine) | set(self._records or {})
         return run(self._committed_tasks())
 
     def is_complete(self) -> bool:
@@ -80,8 +89,10 @@ class ObjectStoreExchange(Exchange):
         if self._num_tasks is None:
             raise ExchangeError(f"{self.root} {self.name}: read before no_more_sinks")
         want = set(range(self._num_tasks))
-        if self._records is None or want - set(self._records):
-            self._records = run(self._load_commits())
+        known = {**(self._records or {}), **self._mine}
+        if want - set(known):
+            known = run(self._load_commits())
+        self._records = known
         records = self._records
         missing = sorted(want - set(records))
         if missing:
@@ -92,6 +103,8 @@ class ObjectStoreExchange(Exchange):
     def invalidate(self, task: int, attempt: str) -> None:
         run(self._invalidate(task, attempt))
         self._records = None
+        if self._mine.get(task, {}).get("attempt") == attempt:
+            del self._mine[task]
 
     # -- store side --------------------------------------------------------------------------
 
@@ -194,6 +207,8 @@ class _ObjectSink(ExchangeSink):
             self.state = "failed"
             self._discard()
             raise
+        if won:
+            ex._mine[self.task] = record
         if not won:
             self.state = "discarded"
             self._discard()

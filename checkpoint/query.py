@@ -99,16 +99,17 @@ class QueryResult:
 class QueryExchanges(ExchangeFactory):
     """Every stage's output in the store under the query root (subqueries nested in it)."""
 
-    def __init__(self, root: QueryRoot, store: StoreOptions, options: CheckpointOptions) -> None:
-        self.root, self.store, self.options = root, store, options
+    def __init__(self, root: QueryRoot, store: StoreOptions, options: CheckpointOptions, *,
+                 fresh: bool = False) -> None:
+        self.root, self.store, self.options, self.fresh = root, store, options, fresh
 
     def exchange(self, stage: int, num_partitions: int, name: str) -> Exchange:
         return ObjectStoreExchange(self.root, stage, num_partitions, store=self.store,
-                                   options=self.options, name=name)
+                                   options=self.options, name=name, fresh=self.fresh)
 
     def subquery(self, plan: rel.Relation) -> ExchangeFactory:
         return QueryExchanges(self.root.subquery(serde.fingerprint(plan)), self.store,
-                              self.options)
+                              self.options, fresh=self.fresh)
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -270,7 +271,7 @@ def run_checkpointed(plan: rel.Relation, root_uri: str, ctx: ExecContext | None 
     if on_created is not None:
         on_created(query.root)
     return _execute(query, ctx, store or StoreOptions(), options or CheckpointOptions(),
-                    runner, on_task)
+                    runner, on_task, fresh=True)
 
 
 def resume(query_uri: str, ctx: ExecContext | None = None, *, restart: bool = False,
@@ -321,11 +322,13 @@ def _restart(query: Query, inputs: tuple[dict[str, Any], ...], store: StoreOptio
 
 
 def _execute(query: Query, ctx: ExecContext, store: StoreOptions, options: CheckpointOptions,
-             runner: Runner, on_task: Callable[[TaskEvent], None] | None) -> QueryResult:
+             runner: Runner, on_task: Callable[[TaskEvent], None] | None, *,
+             fresh: bool = False) -> QueryResult:
     table = run_parallel(query.plan, ctx,
                          runner=SparkRunner() if runner == "spark" else runner,
                          scan_partitions=query.options.get("scan_partitions"),
-                         exchanges=QueryExchanges(query.root, store, options), on_task=on_task)
+                         exchanges=QueryExchanges(query.root, store, options, fresh=fresh),
+                         on_task=on_task)
     _write_result(query, table, store, options)
     return QueryResult(query.root, table)
 
