@@ -70,7 +70,7 @@ def run_demo(*, scale: float = 0.1, kill_at: float = 0.5, data_dir: str | None =
     from spark_conf import tpch
     from wjio import rig
 
-    step = _Steps(out, 7)
+    step = _Steps(out, 6)
     t_all = time.perf_counter()
     step("starting the local S3 rig")
     with rig.start(buckets=(BUCKET,)) as r, tempfile.TemporaryDirectory(prefix="wj-demo-") as tmp:
@@ -157,6 +157,7 @@ def _run_and_kill(table_args: list[str], checkpoints: str, env: dict, kill_at: f
                     os.killpg(proc.pid, signal.SIGKILL)  # the driver and all its workers
                     proc.wait()
                     seconds = time.perf_counter() - t0
+                    s = query_status(root)  # commits may have landed since the last look
                     step(f"spot loss: SIGKILL of the query's whole process group after "
                          f"{seconds:.1f} s, with {s.committed}/{s.tasks} tasks committed")
                     return root, f"{s.committed}/{s.tasks}", seconds
