@@ -257,15 +257,11 @@ def explain_text(spark, query: str, catalog, parallelism: int) -> str:
     from executor.context import ExecContext
     from executor.distribute import physical_plan
     from executor.errors import UnsupportedError
-    from executor.frontend.spark import to_ir
-    from executor.frontend.translate import check_executable
+    from executor.frontend.spark import native_plan
     from executor.ir.explain import explain
 
     try:
-        plan = to_ir(spark, query)
-        if catalog is not None:
-            plan = catalog.retarget(plan)
-        check_executable(plan)
+        plan = native_plan(spark, query, catalog=catalog)
     except UnsupportedError as err:
         return f"fallback: {err}"
     ctx = ExecContext(parallelism=parallelism)

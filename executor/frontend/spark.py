@@ -103,10 +103,7 @@ def execute(spark, query, *, ctx: ExecContext | None = None,
 
     df = _dataframe(spark, query)  # planned once: a command in `query` runs only once
     try:
-        plan = translate(*_plan_of(df))
-        if catalog is not None:
-            plan = catalog.retarget(plan)
-        check_executable(plan)
+        plan = _native_plan(df, catalog)
     except UnsupportedError as err:
         return _fall_back(df, str(err), None, catalog)
     try:
@@ -132,13 +129,24 @@ def sql(spark, query, *, ctx: ExecContext | None = None) -> pa.Table:
     return result.table
 
 
+def native_plan(spark, query, *, catalog: Catalog | None = None) -> Relation:
+    """The single-node IR plan ``execute`` would run natively (scans of ``catalog``'s stubs
+    pointed at their ``s3://`` tables); :class:`UnsupportedError` if it would fall back."""
+    return _native_plan(_dataframe(spark, query), catalog)
+
+
+def _native_plan(df, catalog: Catalog | None) -> Relation:
+    plan = translate(*_plan_of(df))
+    if catalog is not None:
+        plan = catalog.retarget(plan)
+    check_executable(plan)
+    return plan
+
+
 def explain(spark, query, *, catalog: Catalog | None = None) -> str:
     """The IR tree ``sql`` would run, or ``fallback: <reason>``."""
     try:
-        plan = to_ir(spark, query)
-        if catalog is not None:
-            plan = catalog.retarget(plan)
-        check_executable(plan)
+        plan = native_plan(spark, query, catalog=catalog)
     except UnsupportedError as err:
         return f"fallback: {err}"
     return explain_ir(plan, schema=True)

@@ -10,9 +10,6 @@ the shared session's SF 0.01 views stay as they are. ~2 min in all.
 
 from __future__ import annotations
 
-import re
-
-import pyarrow as pa
 import pytest
 
 from executor.context import ExecContext
@@ -20,6 +17,7 @@ from executor.frontend.catalog import register
 from executor.frontend.spark import execute
 from tests import spark_support
 from tests.conftest import TEST_BUCKET
+from tests.executor.frontend.test_tpch_native import _has_order_by, _rows
 from tools.tpch import QUERY_NUMBERS, TABLES, data, query_name, query_text
 
 SCALE = 0.1
@@ -46,16 +44,6 @@ def sessions(spark, sf01):
     spark_support.register_tpch(reference, sf01)
     yield native, reference, catalog
     catalog.close()
-
-
-def _has_order_by(sql: str) -> bool:
-    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return re.search(r"\border\s+by\b", code, re.IGNORECASE) is not None
-
-
-def _rows(table: pa.Table, ordered: bool) -> list[tuple]:
-    rows = [tuple(r.values()) for r in table.to_pylist()]
-    return rows if ordered else sorted(rows, key=repr)
 
 
 @pytest.mark.parametrize("qname", [query_name(n) for n in QUERY_NUMBERS])
