@@ -30,6 +30,22 @@ def _binary(e: ex.BinaryArithmetic, fn) -> Kernel:
     return kernel
 
 
+def _decimal_binary(e: ex.BinaryArithmetic, fn) -> Kernel:
+    """Like ``_binary``, but a literal operand stays a scalar (the decimal kernels take an
+    array and a scalar without repeating the scalar per row)."""
+    left, right = lower(e.left), lower(e.right)
+    lt, rt = e.left.dtype, e.right.dtype
+
+    def kernel(b: pa.RecordBatch) -> Datum:
+        x, y = left(b), right(b)
+        if isinstance(x, pa.Scalar) and isinstance(y, pa.Scalar):
+            n = b.num_rows
+            return fn(as_array(x, n, lt), as_array(y, n, rt))
+        return fn(x, y)
+
+    return kernel
+
+
 def _overflow_checked(checked, what: str):
     def fn(a: Datum, b: Datum) -> Datum:
         try:
@@ -48,9 +64,9 @@ def _(e: ex.BinaryArithmetic) -> Kernel:
     out = e.dtype
     if e.is_decimal:
         if isinstance(e, ex.Multiply):
-            return _binary(e, lambda a, b: decimals.multiply(a, b, out, e.ansi))
+            return _decimal_binary(e, lambda a, b: decimals.multiply(a, b, out, e.ansi))
         sub = isinstance(e, ex.Subtract)
-        return _binary(e, lambda a, b: decimals.add(a, b, out, e.ansi, sub))
+        return _decimal_binary(e, lambda a, b: decimals.add(a, b, out, e.ansi, sub))
     checked, unchecked, what = _INT_OPS[type(e)]
     if pa.types.is_integer(out) and e.ansi:
         return _binary(e, _overflow_checked(checked, what))
@@ -76,7 +92,7 @@ def _guard_zero(a: pa.Array, b: pa.Array, ansi: bool, what: str) -> tuple[pa.Arr
 def _(e: ex.Divide) -> Kernel:
     out = e.dtype
     if e.is_decimal:
-        return _binary(e, lambda a, b: decimals.divide(a, b, out, e.ansi))
+        return _decimal_binary(e, lambda a, b: decimals.divide(a, b, out, e.ansi))
 
     def fn(a: pa.Array, b: pa.Array) -> pa.Array:
         a, b = pc.cast(a, pa.float64(), safe=False), pc.cast(b, pa.float64(), safe=False)

@@ -14,7 +14,6 @@ from executor.errors import CastOverflowError, UnsupportedError
 from executor.eval import decimals
 from executor.eval.core import Datum, Kernel, as_array, lower
 from executor.ir import expressions as ex
-from executor.ir.rules import integral_to_decimal
 
 _INT_BOUNDS = {8: 2**7, 16: 2**15, 32: 2**31, 64: 2**63}
 
@@ -32,14 +31,13 @@ def _int_narrow(ansi: bool):
 
 def _int_to_decimal(ansi: bool):
     def cast(x: pa.Array, to: pa.DataType) -> pa.Array:
-        wide = pc.cast(pc.cast(x, integral_to_decimal(x.type)), pa.decimal256(76, 0))
-        return decimals.to_result(decimals.widen(wide, to.scale), to, ansi, "cast")
+        return decimals.from_integers(x, to, ansi)
     return cast
 
 
 def _decimal_to_decimal(ansi: bool):
     def cast(x: pa.Array, to: pa.DataType) -> pa.Array:
-        return decimals.to_result(decimals.widen(x), to, ansi, "cast")
+        return decimals.to_result(x, to, ansi, "cast")
     return cast
 
 

@@ -3,13 +3,18 @@ applied around it (the kernels Acero runs are exact; their types and overflow ar
 Spark's).
 
 * sum of integers is summed as decimal(38, 0) and range-checked into bigint (Acero's int64
-  sum wraps silently); decimal(p, s) sums are checked against decimal(min(38, p + 10), s);
-* avg of decimals divides sum by count with Spark's decimal division, row by group;
+  sum wraps silently); decimal(p, s) sums are checked against decimal(min(38, p + 10), s),
+  summed in decimal256 only when the input's bounds do not rule out a decimal128 overflow;
+* avg of decimals divides sum by count with Spark's decimal division (in int64 when the
+  sums fit, see ``decimals``);
+* an expression several aggregates compute is computed once per batch (``_Evaluator``);
 * min/max of floats treat NaN as the largest value (Arrow's skip NaN).
 """
 
 from __future__ import annotations
 
+import decimal as pydecimal
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -19,14 +24,81 @@ import pyarrow.compute as pc
 
 from executor.context import ExecContext
 from executor.errors import ArithmeticOverflowError, UnsupportedError
-from executor.eval import decimals, evaluate
+from executor.eval import as_array, decimals, lower
 from executor.ir import aggregates as agg
+from executor.ir import expressions as ex
 from executor.ir import relations as rel
 from executor.ir import rules
-from executor.ir.expressions import Alias
+from executor.ir.expressions import Alias, Expr
 from executor.operators.base import Operator, batches_of, physical_schema
 
-Prep = Callable[[pa.RecordBatch], pa.Array]
+# Nodes that evaluate every operand on every row: a sub-expression reached through them alone
+# is computed for all rows anyway, so computing it once for several aggregates changes nothing
+# (not so inside a conditional, whose branches see only some rows).
+_STRICT = (ex.BinaryArithmetic, ex.Cast, ex.Negate)
+
+
+def _strict_parts(e: Expr) -> list[Expr]:
+    """``e`` and the computed sub-expressions it evaluates on every row (pre-order)."""
+    if not e.children:  # columns and literals: nothing to share
+        return []
+    parts = [e]
+    if isinstance(e, _STRICT):
+        for c in e.children:
+            parts += _strict_parts(c)
+    return parts
+
+
+def _replace(e: Expr, names: dict[Expr, ex.ColumnRef], inner: bool = False) -> Expr:
+    """``e`` with each shared part (``names``; not ``e`` itself when ``inner``) read from its
+    column."""
+    if not inner and e in names:
+        return names[e]
+    if not isinstance(e, _STRICT):
+        return e
+    changes = {k: new for k, v in e.field_values().items()
+               if isinstance(v, Expr) and (new := _replace(v, names)) is not v}
+    return e.replace(**changes) if changes else e
+
+
+class _Evaluator:
+    """Kernels for the expressions an aggregate reads (keys and aggregate inputs). A part
+    several of them compute -- Q1's ``price * (1 - discount)`` in two sums -- is computed once
+    per batch into a column ``__shared<i>`` that the others read (innermost parts first)."""
+
+    def __init__(self, exprs: list[Expr]) -> None:
+        counts = Counter(p for e in exprs for p in _strict_parts(e))
+        shared = sorted((p for p, n in counts.items() if n > 1),
+                        key=lambda p: sum(1 for _ in p.walk()))
+        names = {p: ex.ColumnRef(f"__shared{i}", p.dtype, p.nullable)
+                 for i, p in enumerate(shared)}
+        self.shared = [(names[p].name, lower(_replace(p, names, inner=True)), p.dtype)
+                       for p in shared]
+        self.kernels = {e: lower(_replace(e, names)) for e in exprs}
+
+
+class _Inputs:
+    """One input batch and the expressions evaluated over it so far: an expression several
+    aggregates or keys read (``sum(x)`` and ``avg(x)``) is computed once per batch."""
+
+    def __init__(self, batch: pa.RecordBatch, evaluator: _Evaluator) -> None:
+        n = batch.num_rows
+        for name, kernel, dtype in evaluator.shared:
+            batch = batch.append_column(name, as_array(kernel(batch), n, dtype))
+        self.batch = batch
+        self.kernels = evaluator.kernels
+        self.values: dict[Expr, pa.Array] = {}
+
+    def __call__(self, expr: Expr) -> pa.Array:
+        value = self.values.get(expr)
+        if value is None:
+            kernel = self.kernels[expr]
+            value = self.values[expr] = as_array(kernel(self.batch), self.batch.num_rows,
+                                                 expr.dtype)
+        return value
+
+
+Prep = Callable[[_Inputs], pa.Array]
 Finish = Callable[[Callable[[str], pa.Array]], list[pa.Array]]
 I64 = 2**63
 
@@ -43,9 +115,25 @@ def _sum_input(t: pa.DataType) -> Callable[[pa.Array], pa.Array]:
         return lambda a: pc.cast(a, pa.decimal128(38, 0))
     if pa.types.is_floating(t):
         return lambda a: pc.cast(a, pa.float64())
-    if t.precision > 28:  # decimal128 could overflow while summing: sum in decimal256
-        return lambda a: pc.cast(a, pa.decimal256(76, t.scale))
-    return lambda a: a
+    return lambda a: a  # decimals: see _summable
+
+
+def _summable(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A decimal128 ``column`` in a type Acero can sum without wrapping (its decimal128 sum
+    wraps silently): kept when its row count times its largest magnitude stays below
+    10**38 (always so up to precision 28 and 10**10 rows), else as decimal256."""
+    t = column.type
+    if t.precision <= 28:
+        return column
+    extremes = pc.min_max(column)
+    lo, hi = extremes["min"].as_py(), extremes["max"].as_py()
+    if lo is None:
+        return column
+    exact = pydecimal.Context(prec=100)
+    bound = int(max(abs(lo), abs(hi)).scaleb(t.scale, exact))
+    if len(column) * bound < 10**38:
+        return column
+    return column.cast(pa.decimal256(76, t.scale))
 
 
 def _sum_result(raw: pa.Array, out: pa.DataType, ansi: bool) -> pa.Array:
@@ -61,7 +149,7 @@ def _sum_result(raw: pa.Array, out: pa.DataType, ansi: bool) -> pa.Array:
             return pa.array(wrapped, pa.int64())
         return pc.cast(raw, pa.int64())
     if pa.types.is_decimal(out):
-        return decimals.to_result(decimals.widen(raw), out, ansi, "sum")
+        return decimals.to_result(raw, out, ansi, "sum")
     return pc.cast(raw, out)
 
 
@@ -80,14 +168,21 @@ class AggregateExec(Operator):
         self.schema = physical_schema(node.schema)
         self.final = node.mode is rel.AggregateMode.FINAL
         self.partial = node.mode is rel.AggregateMode.PARTIAL
+        self.inputs: dict[Expr, None] = {}  # the expressions read, in order
+        self.key_preps = [self._evaluated(k) for k in node.keys]
         self.specs = [self._spec(j, a) for j, a in enumerate(node.aggregates)]
+        self.evaluator = _Evaluator(list(self.inputs))
 
     # -- one spec per aggregate: input columns, Acero aggregates, and the Spark finish ---------
 
     def _input(self, name: str, expr) -> Prep:
         if self.final:
-            return lambda b: b.column(name)
-        return lambda b: evaluate(expr, b)
+            return lambda i: i.batch.column(name)
+        return self._evaluated(expr)
+
+    def _evaluated(self, expr: Expr) -> Prep:
+        self.inputs[expr] = None
+        return lambda i: i(expr)
 
     def _spec(self, j: int, alias: Alias) -> _Spec:
         fn, name = alias.child, alias.name
@@ -96,7 +191,7 @@ class AggregateExec(Operator):
             t = fn.child.dtype if not self.final else rules.sum_type(fn.child.dtype)
             conv, src = _sum_input(t), self._input(name, fn.child)
             out = fn.dtype
-            return _Spec([(c, lambda b: conv(src(b)))], [(c, "sum", None, c)],
+            return _Spec([(c, lambda i: conv(src(i)))], [(c, "sum", None, c)],
                          lambda r: [_sum_result(r(c), out, fn.ansi)])
         if isinstance(fn, agg.Count):
             return self._count(c, name, fn)
@@ -108,7 +203,7 @@ class AggregateExec(Operator):
             spec = _Spec([(c, src)], [(c, "max" if is_max else "min", None, c)],
                          lambda r: [r(c)])
             if pa.types.is_floating(fn.child.dtype):
-                spec.preps.append((c + "n", lambda b: pc.is_nan(src(b))))
+                spec.preps.append((c + "n", lambda i: pc.is_nan(src(i))))
                 spec.aggs.append((c + "n", "any", None, c + "n"))
                 spec.finish = lambda r: [_float_extreme(r(c), r(c + "n"), is_max)]
             return spec
@@ -117,7 +212,7 @@ class AggregateExec(Operator):
     def _count(self, c: str, name: str, fn: agg.Count) -> _Spec:
         zero = pa.scalar(0, pa.int64())
         if self.final:
-            return _Spec([(c, lambda b: b.column(name))], [(c, "sum", None, c)],
+            return _Spec([(c, lambda i: i.batch.column(name))], [(c, "sum", None, c)],
                          lambda r: [pc.fill_null(pc.cast(r(c), pa.int64()), zero)])
         finish = lambda r: [pc.cast(r(c), pa.int64())]  # noqa: E731
         if not fn.args:
@@ -126,14 +221,14 @@ class AggregateExec(Operator):
             if len(fn.args) > 1:
                 raise UnsupportedError("Count", "DISTINCT over several columns")
             arg = fn.args[0]
-            return _Spec([(c, lambda b: evaluate(arg, b))],
+            return _Spec([(c, self._evaluated(arg))],
                          [(c, "count_distinct", pc.CountOptions("only_valid"), c)], finish)
-        args = fn.args
+        args = [self._evaluated(a) for a in fn.args]
 
-        def prep(b: pa.RecordBatch) -> pa.Array:
-            valid = pc.is_valid(evaluate(args[0], b))
+        def prep(i: _Inputs) -> pa.Array:
+            valid = pc.is_valid(args[0](i))
             for a in args[1:]:
-                valid = pc.and_(valid, pc.is_valid(evaluate(a, b)))
+                valid = pc.and_(valid, pc.is_valid(a(i)))
             return pc.if_else(valid, pa.scalar(1, pa.int8()), pa.scalar(None, pa.int8()))
 
         return _Spec([(c, prep)], [(c, "count", pc.CountOptions("only_valid"), c)], finish)
@@ -143,13 +238,14 @@ class AggregateExec(Operator):
         state_t = rules.sum_type(t)
         out = fn.dtype
         if self.final:
-            preps = [(c, lambda b: _sum_input(state_t)(b.column(f"{name}#sum"))),
-                     (c + "c", lambda b: b.column(f"{name}#count"))]
+            preps = [(c, lambda i: _sum_input(state_t)(i.batch.column(f"{name}#sum"))),
+                     (c + "c", lambda i: i.batch.column(f"{name}#count"))]
             aggs = [(c, "sum", None, c), (c + "c", "sum", None, c + "c")]
         else:
             conv = _sum_input(t) if pa.types.is_decimal(t) else (
                 lambda a: pc.cast(a, pa.float64(), safe=False))
-            preps = [(c, lambda b: conv(evaluate(fn.child, b)))]
+            src = self._evaluated(fn.child)
+            preps = [(c, lambda i: conv(src(i)))]
             aggs = [(c, "sum", None, c), (c, "count", pc.CountOptions("only_valid"), c + "c")]
 
         def finish(r) -> list[pa.Array]:
@@ -173,14 +269,14 @@ class AggregateExec(Operator):
     def execute(self, partition: int, ctx: ExecContext) -> Iterator[pa.RecordBatch]:
         keys = self.node.keys
         key_names = [f"k{i}" for i in range(len(keys))]
-        preps = [(n, (lambda e: lambda b: evaluate(e, b))(k)) for n, k in zip(
-            key_names, keys, strict=True)]
+        preps = [(n, self.key_preps[j]) for j, n in enumerate(key_names)]
         preps += [p for s in self.specs for p in s.preps]
         if not preps:  # count(*) alone: keep the row count in a placeholder column
-            preps = [("_rows", lambda b: pa.nulls(b.num_rows, pa.int8()))]
+            preps = [("_rows", lambda i: pa.nulls(i.batch.num_rows, pa.int8()))]
         prepared = []
         for batch in self.children[0].execute(partition, ctx):
-            arrays = [fn(batch) for _, fn in preps]
+            inputs = _Inputs(batch, self.evaluator)
+            arrays = [fn(inputs) for _, fn in preps]
             prepared.append(pa.RecordBatch.from_arrays(arrays, names=[n for n, _ in preps]))
         if prepared:
             table = pa.Table.from_batches(prepared)
@@ -188,6 +284,10 @@ class AggregateExec(Operator):
             table = self._empty_input(preps, ctx)
         prefix = "hash_" if keys else ""
         aggs = [(col, prefix + f, opts, out) for s in self.specs for col, f, opts, out in s.aggs]
+        for name, f, _, _ in aggs:
+            i = table.schema.get_field_index(name) if isinstance(name, str) else -1
+            if f.endswith("sum") and i >= 0 and pa.types.is_decimal128(table.schema[i].type):
+                table = table.set_column(i, name, _summable(table.column(i)))
         try:
             result = ac.Declaration.from_sequence([
                 ac.Declaration("table_source", ac.TableSourceNodeOptions(table)),
@@ -212,7 +312,8 @@ class AggregateExec(Operator):
         """A zero-row table with the prepared columns' types (from an empty child batch)."""
         child = self.children[0].schema
         empty = pa.RecordBatch.from_pylist([], schema=child)
-        arrays = [fn(empty) for _, fn in preps]
+        inputs = _Inputs(empty, self.evaluator)
+        arrays = [fn(inputs) for _, fn in preps]
         return pa.Table.from_batches(
             [pa.RecordBatch.from_arrays(arrays, names=[n for n, _ in preps])])
 
