@@ -88,13 +88,20 @@ def accelerated(spark):
 
 @contextlib.contextmanager
 def conf(spark, **settings):
+    """Set session keys for the block, then put back what was there (the shared session's
+    profile keys are checked by other tests)."""
+    keys = {k: k.replace("__", ".") for k in settings}
+    before = {k: spark.conf.get(key, None) for k, key in keys.items()}
     try:
-        for key, value in settings.items():
-            spark.conf.set(key.replace("__", "."), value)
+        for k, value in settings.items():
+            spark.conf.set(keys[k], value)
         yield
     finally:
-        for key in settings:
-            spark.conf.unset(key.replace("__", "."))
+        for k, key in keys.items():
+            if before[k] is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, before[k])
 
 
 def same(a, b) -> bool:
