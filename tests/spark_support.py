@@ -96,3 +96,24 @@ def to_arrow(df) -> pa.Table:
 def spark_reference(spark, sql: str) -> pa.Table:
     """Run ``sql`` on Spark and return the result as a ``pyarrow.Table``."""
     return to_arrow(spark.sql(sql))
+
+
+def sorted_rows(table: pa.Table) -> list[tuple]:
+    """The rows as tuples in a canonical order (for results without ORDER BY)."""
+    return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
+
+
+def native_equals_spark(spark, sql: str, ctx=None) -> pa.Table:
+    """Run ``sql`` natively (``executor.sql``), assert it ran natively and equals Spark's own
+    result (names, types, rows in any order; NaN-safe, decimals digit for digit); return it."""
+    import executor
+    from executor.frontend import last_result
+
+    got = executor.sql(spark, sql, ctx=ctx)
+    outcome = last_result()
+    assert outcome.native, f"fell back: {outcome.reason}"
+    expected = spark_reference(spark, sql)
+    assert [(f.name, f.type) for f in got.schema] == [(f.name, f.type) for f in expected.schema]
+    assert got.num_rows == expected.num_rows
+    assert repr(sorted_rows(got)) == repr(sorted_rows(expected))  # NaN != NaN in tuples
+    return got

@@ -22,7 +22,6 @@ import executor
 from executor import ir
 from executor.context import ExecContext
 from executor.errors import DivideByZeroError, NumericOutOfRangeError
-from executor.frontend import last_result
 from tests import spark_support
 
 ROWS = 400
@@ -102,17 +101,11 @@ def spark(tmp_path_factory, data):
 
 
 def _rows(table: pa.Table) -> list[tuple]:
-    return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
+    return spark_support.sorted_rows(table)
 
 
 def _same_as_spark(spark, sql: str) -> pa.Table:
-    got = executor.sql(spark, sql, ctx=CTX)
-    outcome = last_result()
-    assert outcome.native, f"fell back: {outcome.reason}"
-    expected = spark_support.spark_reference(spark, sql)
-    assert [(f.name, f.type) for f in got.schema] == [(f.name, f.type) for f in expected.schema]
-    assert _rows(got) == _rows(expected)
-    return got
+    return spark_support.native_equals_spark(spark, sql, ctx=CTX)
 
 
 # -- decimals, ANSI (through Spark's plans) --------------------------------------------------

@@ -159,20 +159,11 @@ def spark(tmp_path_factory, data):
 
 
 def _rows(table: pa.Table) -> list[tuple]:
-    return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
+    return spark_support.sorted_rows(table)
 
 
 def _same_as_spark(spark, sql: str) -> pa.Table:
-    """Run ``sql`` natively, assert it was native and equals Spark's result; return it."""
-    got = executor.sql(spark, sql, ctx=CTX)
-    outcome = last_result()
-    assert outcome.native, f"fell back: {outcome.reason}"
-    expected = spark_support.spark_reference(spark, sql)
-    assert [(f.name, f.type) for f in got.schema] == [(f.name, f.type) for f in expected.schema]
-    assert got.num_rows == expected.num_rows
-    # NaN != NaN in tuples of floats: compare their repr
-    assert repr(_rows(got)) == repr(_rows(expected))
-    return got
+    return spark_support.native_equals_spark(spark, sql, ctx=CTX)
 
 
 def _windows_in(plan: ir.Relation) -> int:
