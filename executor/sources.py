@@ -11,12 +11,15 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from executor.errors import ExecutionError
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 
 class TableSource(ABC):
@@ -47,6 +50,8 @@ class LocalParquetSource(TableSource):
     def _open(self) -> ds.Dataset:
         if self._dataset is None:
             try:
+                import pyarrow.dataset as ds  # imports pandas if installed: only when used
+
                 self._dataset = ds.dataset(self.uri, format="parquet", partitioning="hive")
             except (OSError, pa.ArrowInvalid) as err:
                 raise ExecutionError(f"cannot open table {self.uri}: {err}") from err

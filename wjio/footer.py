@@ -13,13 +13,17 @@ import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from wjio import errors
 from wjio.options import ScanOptions
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 from wjio.stats import ScanStats
 from wjio.store import ObjectInfo, S3Store
 from wjio.uri import S3Path
@@ -157,7 +161,7 @@ def parse_footer(info: ObjectInfo, footer: memoryview | bytes) -> Footer:
     """Parse ``<metadata><len>PAR1`` (the last bytes of the object) into a :class:`Footer`."""
     footer_only = pa.py_buffer(MAGIC + bytes(footer))
     try:
-        fragment = _FORMAT.make_fragment(footer_only)
+        fragment = parquet_format().make_fragment(footer_only)
         fragment.ensure_complete_metadata()  # the one parse of the footer
         metadata, schema = fragment.metadata, fragment.physical_schema
     except (OSError, pa.ArrowException) as e:
@@ -168,4 +172,11 @@ def parse_footer(info: ObjectInfo, footer: memoryview | bytes) -> Footer:
     return Footer(info, metadata, schema, footer_only, fragment)
 
 
-_FORMAT = ds.ParquetFileFormat()
+@cache
+def parquet_format():
+    """``pyarrow.dataset``'s Parquet format, imported on first use: ``pyarrow.dataset`` imports
+    pandas when it is installed (~0.5 s), which a process that reads no footer (``wj resume``
+    of late stages, ``wj status``) should not pay."""
+    import pyarrow.dataset as ds
+
+    return ds.ParquetFileFormat()

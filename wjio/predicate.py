@@ -13,15 +13,13 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from wjio import errors
-from wjio.footer import Footer
+from wjio.footer import Footer, parquet_format
 
 _BIND_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError)
-_FORMAT = ds.ParquetFileFormat()
 
 
 def normalize(filter: pc.Expression | None, filters: Sequence | None) -> pc.Expression | None:
@@ -110,7 +108,8 @@ def surviving_row_groups(
         return list(range(footer.metadata.num_row_groups))
     fragment = footer.fragment
     if partition_expr is not None:
-        fragment = _FORMAT.make_fragment(footer.footer_only, partition_expression=partition_expr)
+        fragment = parquet_format().make_fragment(footer.footer_only,
+                                                   partition_expression=partition_expr)
     subset = fragment.subset(filter=expr, schema=dataset_schema)
     return [rg.id for rg in subset.row_groups]
 
@@ -129,8 +128,10 @@ def surviving_files(
     """
     paths = [f"f{i}" for i in range(len(partition_exprs))]
     parts = [p if p is not None else pc.scalar(True) for p in partition_exprs]
+    import pyarrow.dataset as ds
+
     dataset = ds.FileSystemDataset.from_paths(
-        paths, schema=schema, format=_FORMAT, filesystem=_NO_FS, partitions=parts
+        paths, schema=schema, format=parquet_format(), filesystem=_NO_FS, partitions=parts
     )
     return [int(f.path[1:]) for f in dataset.get_fragments(filter=expr)]
 
