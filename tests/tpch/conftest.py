@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from spark_conf import tpch
 from tests import spark_support
-from tools.tpch import data
 
 SCALE = 0.01
 
@@ -19,17 +19,14 @@ _generated: dict[float, object] = {}
 def tpch_dir(tmp_path_factory):
     if SCALE not in _generated:
         out = tmp_path_factory.mktemp("tpch-sf0.01")
-        data.generate(out, SCALE, threads=1, log=lambda *_: None)
+        tpch.generate(out, SCALE, threads=1, log=lambda *_: None)
         _generated[SCALE] = out
     return _generated[SCALE]
 
 
 @pytest.fixture(scope="session")
 def spark(tpch_dir):
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'wjio[spark]')")
-    reason = spark_support.skip_reason()
-    if reason:
-        pytest.skip(reason)
+    spark_support.require_spark()
     session = spark_support.local_spark()
     spark_support.register_tpch(session, tpch_dir)
     return session

@@ -17,8 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from spark_conf import tpch
 from tests import spark_support
-from tools.tpch import QUERY_NUMBERS, TABLES, data, query_name, query_text
+from tools.tpch import QUERY_NUMBERS, TABLES, query_name, query_text
 
 SCALE = 0.01
 
@@ -100,11 +101,11 @@ def test_strings_are_plain_utf8_for_pyarrow_compute(tpch_dir):
 
 def test_generate_is_cached_and_refuses_other_sets(tpch_dir):
     before = (tpch_dir / "manifest.json").stat().st_mtime_ns
-    again = data.generate(tpch_dir, SCALE, threads=1, log=lambda *_: None)
+    again = tpch.generate(tpch_dir, SCALE, threads=1, log=lambda *_: None)
     assert again["scale"] == SCALE
     assert (tpch_dir / "manifest.json").stat().st_mtime_ns == before
-    with pytest.raises(data.TpchDataError, match="different TPC-H set"):
-        data.generate(tpch_dir, 0.02, log=lambda *_: None)
+    with pytest.raises(tpch.TpchDataError, match="different TPC-H set"):
+        tpch.generate(tpch_dir, 0.02, log=lambda *_: None)
 
 
 def test_upload_to_s3(tpch_dir, s3, prefix):
@@ -112,12 +113,12 @@ def test_upload_to_s3(tpch_dir, s3, prefix):
     from tests.conftest import TEST_BUCKET
 
     logged = []
-    keys = data.upload(tpch_dir, None, TEST_BUCKET, prefix, client=s3, log=logged.append)
+    keys = tpch.upload(tpch_dir, None, TEST_BUCKET, prefix, client=s3, log=logged.append)
     assert len(keys) == len(TABLES) + 1 and len(logged) == len(keys)
     head = s3.head_object(Bucket=TEST_BUCKET, Key=f"{prefix}lineitem/lineitem.1.parquet")
     assert head["ContentLength"] == (tpch_dir / "lineitem" / "lineitem.1.parquet").stat().st_size
     logged.clear()
-    data.upload(tpch_dir, None, TEST_BUCKET, prefix, client=s3, log=logged.append)
+    tpch.upload(tpch_dir, None, TEST_BUCKET, prefix, client=s3, log=logged.append)
     assert logged == [f"tpch: uploaded s3://{TEST_BUCKET}/{prefix}manifest.json"]
 
 

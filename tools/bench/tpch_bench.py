@@ -30,7 +30,6 @@ import json
 import math
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -89,7 +88,7 @@ def polars_context(data_dir: Path):
 
 
 def ensure_data(scale: float, data_dir: Path | None) -> Path:
-    from tools.tpch.data import generate, read_manifest
+    from spark_conf.tpch import generate, read_manifest
 
     if data_dir is None:
         data_dir = Path(".wj/tpch") / f"sf{scale:g}"
@@ -161,11 +160,6 @@ def environment(spark, data_dir: Path) -> dict:
 
 
 # -- result checks ------------------------------------------------------------------------------
-
-def has_order_by(sql: str) -> bool:
-    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return re.search(r"\border\s+by\b", code, re.IGNORECASE) is not None
-
 
 def _rows(table, ordered: bool) -> list[tuple]:
     rows = [tuple(r.values()) for r in table.to_pylist()]
@@ -302,6 +296,8 @@ def native_breakdown(spark, sql: str) -> dict | None:
 
 def bench_query(engines: Engines, names: list[str], qname: str, sql: str, runs: int,
                 max_seconds: float, breakdown: bool) -> dict:
+    from tools.tpch import has_order_by
+
     rec: dict = {"query": qname, "order_by": has_order_by(sql), "engines": {}}
     outputs = {}
     # Warm-up: one run per engine (also yields the results compared below).

@@ -1,7 +1,7 @@
 """``python -m tools.tpch.data``: generate TPC-H Parquet (and upload it to an S3 endpoint).
 
-The generator itself is product code (:mod:`spark_conf.tpch`, used by ``wj demo``); this is
-its developer command line, and ``tools.tpch.data.X`` names stay valid for the tools.
+The generator itself is product code (:mod:`spark_conf.tpch`, used by ``wj demo``, the tools
+and the tests); this is its developer command line.
 """
 
 from __future__ import annotations
@@ -9,19 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spark_conf.tpch import (  # noqa: F401  (re-exported for the tools and tests)
-    DEFAULT_BUCKET,
-    MANIFEST,
-    ROWS_SF1,
-    TpchDataError,
-    generate,
-    read_manifest,
-    rewrite_plain_strings,
-    s3_key,
-    table_paths,
-    tpchgen_version,
-    upload,
-)
+from spark_conf.tpch import DEFAULT_BUCKET, TpchDataError, generate, upload
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -449,8 +449,8 @@ def plan_document(spark, qname: str, sql: str, tables: dict[str, str]) -> dict:
 def dump(out: Path = PLAN_DIR, data: str | None = None, log=print) -> dict[str, dict]:
     """Write ``<out>/qNN.json`` for all 22 queries; returns ``{qname: document}``."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from spark_conf import tpch as tpch_data
     from tests.spark_support import local_spark, register_tpch
-    from tools.tpch import data as tpch_data
 
     if data is None:
         data = str(Path(tempfile.gettempdir()) / "wj-tpch-sf0.01")
