@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from checkpoint.errors import CheckpointError
+from checkpoint.errors import CheckpointError, QueryNotFoundError
 from checkpoint.layout import checkpoint_root, classify
 from checkpoint.objects import bounded, listing, read_manifest
 from checkpoint.query import Query, load_query
@@ -152,6 +152,16 @@ def query_status(query_uri: str, *, store: StoreOptions | None = None) -> QueryS
         objects=len(objects), stored_bytes=sum(i.size for i in objects),
         uncommitted_attempts=uncommitted,
         subquery_stages=len({(k.sub, k.stage) for k, _ in commits if k.sub}))
+
+
+def status_once_created(query_uri: str, *, store: StoreOptions | None = None
+                        ) -> QueryStatus | None:
+    """:func:`query_status`, or None while the query has no ``plan.json`` yet (a run that is
+    only starting); every other error (a corrupt manifest, a bad root) still raises."""
+    try:
+        return query_status(query_uri, store=store)
+    except QueryNotFoundError:
+        return None
 
 
 def group_by_query(root_uri: str, objects: list[ObjectInfo]) -> dict[str, list[ObjectInfo]]:

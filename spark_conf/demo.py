@@ -127,8 +127,7 @@ def _run_and_kill(table_args: list[str], checkpoints: str, env: dict, kill_at: f
                   step: _Steps, tmp: Path) -> tuple[str, str, float]:
     """Start ``wj sql --checkpoint`` in its own process group, SIGKILL the group once
     ``kill_at`` of the query's tasks have committed; ``(query root, "k/n", seconds)``."""
-    from checkpoint.errors import CheckpointError
-    from checkpoint.status import query_status
+    from checkpoint.status import query_status, status_once_created
 
     log = tmp / "sql.log"
     cmd = [sys.executable, "-m", "spark_conf.entry", "sql", QUERY, *table_args,
@@ -149,10 +148,7 @@ def _run_and_kill(table_args: list[str], checkpoints: str, env: dict, kill_at: f
                 raise DemoError("the query finished before it could be interrupted (try a "
                                 f"larger --scale or a smaller --kill-at):\n{log.read_text()}")
             if root is not None:
-                try:
-                    s = query_status(root)
-                except CheckpointError:  # plan.json not written yet
-                    s = None
+                s = status_once_created(root)
                 if s is not None and s.tasks and s.committed >= max(1, kill_at * s.tasks):
                     os.killpg(proc.pid, signal.SIGKILL)  # the driver and all its workers
                     proc.wait()

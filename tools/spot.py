@@ -67,14 +67,11 @@ def _committed(root: str) -> tuple[int, int]:
 
 
 def _progress(root: str) -> int:
-    """Tasks committed so far (0 before the query's plan is readable)."""
-    from checkpoint.errors import CheckpointError
-    from checkpoint.status import query_status
+    """Tasks committed so far (0 before the query's plan.json exists)."""
+    from checkpoint.status import status_once_created
 
-    try:
-        return query_status(root).committed
-    except CheckpointError:
-        return 0
+    status = status_once_created(root)
+    return 0 if status is None else status.committed
 
 
 def _plan(query: int, tables: dict[str, str], parallelism: int):

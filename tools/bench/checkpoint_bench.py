@@ -47,8 +47,7 @@ def _wj(*argv: str, timeout: float = 1800) -> subprocess.CompletedProcess:
 
 
 def _kill_and_resume(root: str, kill_at: float) -> dict:
-    from checkpoint.errors import CheckpointError
-    from checkpoint.status import query_status
+    from checkpoint.status import status_once_created
 
     child = subprocess.Popen([sys.executable, "-m", "spark_conf.entry", "resume", root,
                               "--format", "csv"],
@@ -57,10 +56,7 @@ def _kill_and_resume(root: str, kill_at: float) -> dict:
     t0 = time.perf_counter()
     at = None
     while child.poll() is None:
-        try:
-            s = query_status(root)
-        except CheckpointError:
-            s = None
+        s = status_once_created(root)
         if s is not None and s.tasks and s.committed >= kill_at * s.tasks:
             os.killpg(child.pid, signal.SIGKILL)
             at = (s.committed, s.tasks, time.perf_counter() - t0)
