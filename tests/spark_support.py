@@ -50,6 +50,15 @@ def skip_reason() -> str | None:
     return None
 
 
+def require_spark() -> None:
+    """Skip the calling test (or fixture) with :func:`skip_reason` when Spark cannot run."""
+    import pytest
+
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+
+
 def local_spark(**conf: str):
     """The process-wide ``local[2]`` SparkSession bound to 127.0.0.1 (created on first call):
     ``spark_conf.session.local_session`` with ``TEST_CONF``.

@@ -83,10 +83,7 @@ def data() -> pa.Table:
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory, data):
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'wjio[spark]')")
-    reason = spark_support.skip_reason()
-    if reason:
-        pytest.skip(reason)
+    spark_support.require_spark()
     root = tmp_path_factory.mktemp("perf_paths")
     session = spark_support.local_spark()
     small, big = _join_tables()

@@ -34,9 +34,7 @@ N = 240
 
 @pytest.fixture(scope="module")
 def spark():
-    reason = spark_support.skip_reason()
-    if reason:
-        pytest.skip(reason)
+    spark_support.require_spark()
     return spark_support.local_spark()
 
 

@@ -15,7 +15,7 @@ import pytest
 import executor
 from executor.frontend import execute, last_result
 from tests import spark_support
-from tools.tpch import QUERY_NUMBERS, query_name, query_text
+from tools.tpch import QUERY_NUMBERS, has_order_by, query_name, query_text
 
 # Every TPC-H query translates exactly (Q11, Q15 and Q22 through uncorrelated scalar
 # subqueries, computed first and substituted as literals); none falls back.
@@ -24,14 +24,9 @@ QUERIES = [query_name(n) for n in QUERY_NUMBERS]
 NATIVE = set(QUERIES) - set(FALLBACK)
 
 
-def _has_order_by(sql: str) -> bool:
-    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return re.search(r"\border\s+by\b", code, re.IGNORECASE) is not None
-
-
 def _rows(table: pa.Table, ordered: bool) -> list[tuple]:
-    rows = [tuple(r.values()) for r in table.to_pylist()]
-    return rows if ordered else sorted(rows, key=repr)
+    return [tuple(r.values()) for r in table.to_pylist()] if ordered else \
+        spark_support.sorted_rows(table)
 
 
 @pytest.mark.parametrize("qname", QUERIES)
@@ -49,7 +44,7 @@ def test_query_matches_spark(spark, qname):
     expected = spark_support.spark_reference(spark, sql)
     assert [(f.name, f.type) for f in got.schema] == [(f.name, f.type) for f in expected.schema]
     assert got.num_rows == expected.num_rows
-    ordered = _has_order_by(sql)
+    ordered = has_order_by(sql)
     assert _rows(got, ordered) == _rows(expected, ordered)
 
 

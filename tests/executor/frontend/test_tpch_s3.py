@@ -15,10 +15,11 @@ import pytest
 from executor.context import ExecContext
 from executor.frontend.catalog import register
 from executor.frontend.spark import execute
+from spark_conf import tpch
 from tests import spark_support
 from tests.conftest import TEST_BUCKET
-from tests.executor.frontend.test_tpch_native import _has_order_by, _rows
-from tools.tpch import QUERY_NUMBERS, TABLES, data, query_name, query_text
+from tests.executor.frontend.test_tpch_native import _rows
+from tools.tpch import QUERY_NUMBERS, TABLES, has_order_by, query_name, query_text
 
 SCALE = 0.1
 PREFIX = "tpch-sf0.1"
@@ -28,8 +29,8 @@ PREFIX = "tpch-sf0.1"
 def sf01(tmp_path_factory, s3):
     """The SF 0.1 set, generated locally and uploaded to the rig."""
     out = tmp_path_factory.mktemp("tpch-sf0.1")
-    data.generate(out, SCALE, threads=2, log=lambda *_: None)
-    data.upload(out, None, TEST_BUCKET, PREFIX, client=s3, log=lambda *_: None)
+    tpch.generate(out, SCALE, threads=2, log=lambda *_: None)
+    tpch.upload(out, None, TEST_BUCKET, PREFIX, client=s3, log=lambda *_: None)
     return out
 
 
@@ -59,5 +60,5 @@ def test_query_through_the_rig_matches_spark(sessions, qname):
     got = result.table
     assert [(f.name, f.type) for f in got.schema] == [(f.name, f.type) for f in expected.schema]
     assert got.num_rows == expected.num_rows
-    ordered = _has_order_by(sql)
+    ordered = has_order_by(sql)
     assert _rows(got, ordered) == _rows(expected, ordered)

@@ -143,10 +143,7 @@ def data() -> pa.Table:
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory, data):
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'wjio[spark]')")
-    reason = spark_support.skip_reason()
-    if reason:
-        pytest.skip(reason)
+    spark_support.require_spark()
     path = tmp_path_factory.mktemp("windows") / "t"
     path.mkdir()
     # Three files, so the scan has several tasks and the hash exchange moves rows.
