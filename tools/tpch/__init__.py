@@ -6,6 +6,7 @@ substitution parameters (spec clause 2.4, "Q1 DELTA = 90", "Q3 SEGMENT = BUILDIN
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 QUERY_DIR = Path(__file__).parent / "queries"
@@ -28,3 +29,9 @@ def query_text(n: int) -> str:
 def queries() -> dict[str, str]:
     """``{"q01": sql, ..., "q22": sql}`` in query order."""
     return {query_name(n): query_text(n) for n in QUERY_NUMBERS}
+
+
+def has_order_by(sql: str) -> bool:
+    """Whether a query's text (comments aside) has ORDER BY: its row order is then defined."""
+    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return re.search(r"\border\s+by\b", code, re.IGNORECASE) is not None
