@@ -24,6 +24,11 @@ Acero, the default (``strings="string"``) rewrites every file with the string co
 plain ``string``, row group by row group (same row-group boundaries, same field ids, snappy,
 statistics on). ``--keep-string-view`` keeps the generator's files untouched.
 
+Decimals: ``tpchgen-cli`` stores ``decimal(15,2)`` as ``INT64``, as Spark's own writer does for
+precision <= 18. The rewrite keeps it so (``store_decimal_as_integer``): pyarrow's default would
+store ``FIXED_LEN_BYTE_ARRAY(7)``, which every reader decodes several times slower (pyarrow:
+0.52 s instead of 0.08 s for four lineitem columns at scale factor 1).
+
 Upload (``--endpoint``): boto3, credentials from the standard AWS environment variables; objects
 go to ``s3://<bucket>/<prefix>/<table>/<file>`` plus ``<prefix>/manifest.json``; objects that
 already exist with the right size are skipped.
@@ -49,7 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: decimals stay INT64 (1 rewrote them as FIXED_LEN_BYTE_ARRAY)
 DEFAULT_BUCKET = "wjtpch"
 TABLES = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem")
 
@@ -87,6 +92,10 @@ def _wanted(scale: float, parts: int, strings: str) -> dict:
             "strings": strings}
 
 
+def _same_set_other_format(existing: dict, wanted: dict) -> bool:
+    return all(existing.get(k) == v for k, v in wanted.items() if k != "format_version")
+
+
 def read_manifest(out: str | os.PathLike) -> dict | None:
     path = Path(out) / MANIFEST
     if not path.exists():
@@ -120,7 +129,7 @@ def _plain_schema(schema: pa.Schema) -> pa.Schema:
 
 def rewrite_plain_strings(src: Path, dst: Path) -> None:
     """Copy one Parquet file with ``string_view`` columns cast to ``string``, keeping its
-    row-group boundaries, field ids and column order."""
+    row-group boundaries, field ids, column order and integer-stored decimals."""
     pf = pq.ParquetFile(src)
     target = _plain_schema(pf.schema_arrow)
     compression = pf.metadata.row_group(0).column(0).compression if pf.metadata.num_row_groups \
@@ -128,7 +137,7 @@ def rewrite_plain_strings(src: Path, dst: Path) -> None:
     tmp = dst.with_name(dst.name + f".tmp-{uuid.uuid4().hex[:8]}")
     try:
         with pq.ParquetWriter(tmp, target, compression=compression.lower(),
-                              write_statistics=True) as writer:
+                              write_statistics=True, store_decimal_as_integer=True) as writer:
             for rg in range(pf.metadata.num_row_groups):
                 t = pf.read_row_group(rg).cast(target)
                 writer.write_table(t, row_group_size=max(t.num_rows, 1))
@@ -148,7 +157,8 @@ def generate(out: str | os.PathLike, scale: float = 0.1, *, parts: int = 1,
              threads: int | None = None, plain_strings: bool = True, force: bool = False,
              log=print) -> dict:
     """Generate all 8 TPC-H tables under ``out`` unless an intact matching set is already there;
-    return the manifest. A different set in ``out`` is an error unless ``force``."""
+    return the manifest. A different set in ``out`` is an error unless ``force``; the same set
+    written in an older :data:`FORMAT_VERSION` is regenerated."""
     if scale <= 0:
         raise TpchDataError(f"scale factor must be > 0, got {scale}")
     if parts < 1:
@@ -161,7 +171,12 @@ def generate(out: str | os.PathLike, scale: float = 0.1, *, parts: int = 1,
         same = all(existing.get(k) == v for k, v in wanted.items())
         if same and _intact(out, existing):
             return existing
-        if not same:
+        # A set written by an older version of this module is ours to replace; another
+        # scale, part count or string type is someone's data: refuse without --force.
+        if not same and _same_set_other_format(existing, wanted):
+            log(f"tpch: {out} holds format {existing.get('format_version')}, regenerating as "
+                f"format {FORMAT_VERSION}")
+        elif not same:
             have = {k: existing.get(k) for k in wanted}
             raise TpchDataError(f"{out} already holds a different TPC-H set {have}, wanted "
                                 f"{wanted}; choose another --out or pass --force")
