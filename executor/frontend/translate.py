@@ -15,12 +15,14 @@ from executor.frontend.annotations import PlanFacts
 from executor.frontend.plan_json import parse
 from executor.frontend.relations import translate_plan
 from executor.ir.relations import Relation
+from executor.ir.scan_filters import push_filters_into_scans
 from executor.ir.subqueries import all_subqueries
 
 
 def translate(plan_json: Any, facts: PlanFacts) -> Relation:
-    """The IR of ``plan_json`` (``optimizedPlan().toJSON()``, parsed or as text)."""
-    return translate_plan(parse(plan_json), facts)
+    """The IR of ``plan_json`` (``optimizedPlan().toJSON()``, parsed or as text), with the
+    filters over table scans merged into the scans (so readers prune row groups)."""
+    return push_filters_into_scans(translate_plan(parse(plan_json), facts))
 
 
 def check_executable(plan: Relation) -> None:

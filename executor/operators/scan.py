@@ -1,8 +1,11 @@
-"""``ScanExec``: batches of a table's columns, with the filter pushed to the reader when it
-is exactly expressible in Arrow, else applied here."""
+"""``ScanExec``: batches of a table's columns, with the conjuncts of the filter that are
+exactly expressible in Arrow pushed to the reader (which prunes row groups with them), the
+others applied here."""
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -13,6 +16,8 @@ from executor.errors import UnsupportedError
 from executor.eval import lower
 from executor.eval.pushdown import to_arrow_expression
 from executor.ir import relations as rel
+from executor.ir.expressions import Expr
+from executor.ir.logic import And
 from executor.operators.base import Operator, batch_of, physical_schema
 
 
@@ -22,14 +27,19 @@ class ScanExec(Operator):
         self.schema = physical_schema(node.schema)
         self.pushed: pc.Expression | None = None
         self.residual = None
-        if node.filter is not None:
+        pushed, kept = [], []
+        for c in _conjuncts(node.filter):
             try:
-                self.pushed = to_arrow_expression(node.filter)
+                pushed.append(to_arrow_expression(c))
             except UnsupportedError:
-                self.residual = lower(node.filter)
+                kept.append(c)
+        if pushed:
+            self.pushed = functools.reduce(operator.and_, pushed)
         read = list(node.columns)
-        if self.residual is not None:
-            read += [r.name for r in node.filter.references() if r.name not in read]
+        if kept:
+            residual = functools.reduce(And, kept)
+            self.residual = lower(residual)
+            read += [r.name for r in residual.references() if r.name not in read]
         self.read_columns = read
 
     def execute(self, partition: int, ctx: ExecContext) -> Iterator[pa.RecordBatch]:
@@ -44,3 +54,11 @@ class ScanExec(Operator):
                 [c.cast(f.type) if c.type != f.type else c for c, f in zip(cols, self.schema,
                                                                            strict=True)],
                 self.schema, batch)
+
+
+def _conjuncts(e: Expr | None) -> list[Expr]:
+    if e is None:
+        return []
+    if isinstance(e, And):
+        return _conjuncts(e.left) + _conjuncts(e.right)
+    return [e]
