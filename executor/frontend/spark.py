@@ -9,12 +9,15 @@ pyspark is imported lazily (inside functions): ``executor`` imports and runs wit
 
 The JSON of ``optimizedPlan().toJSON()`` lacks the data sources, evaluation modes and resolved
 types (``tools/tpch/PLANS.md`` section 5); :func:`optimized_plan` recovers them from the JVM
-objects in the same pre-order walk and returns them as :class:`PlanFacts`.
+objects in the same pre-order walk and returns them as :class:`PlanFacts`. The walk runs inside
+the JVM (:mod:`.jvm_walk`, one py4j call a query); :func:`annotate` and :func:`relation_info`
+are the same walk through py4j, the reference and the fallback where that cannot compile.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from executor.context import ExecContext
 from executor.errors import UnsupportedError
 from executor.frontend.annotations import PlanFacts
 from executor.frontend.catalog import Catalog
+from executor.frontend.jvm_walk import WalkResult, helper_for, plan_walk, relations
 from executor.frontend.plan_json import (
     contains_tree,
     is_expression_class,
@@ -35,6 +39,8 @@ from executor.frontend.plan_json import (
 from executor.frontend.translate import check_executable, translate
 from executor.ir.explain import explain as explain_ir
 from executor.ir.relations import Relation
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,18 +73,51 @@ def optimized_plan(spark, sql_or_df) -> tuple[list, PlanFacts]:
 
 
 def _plan_of(df) -> tuple[list, PlanFacts]:
-    jplan = df._jdf.queryExecution().optimizedPlan()
+    read = read_plan(df._jdf.queryExecution().optimizedPlan())
+    return read.plan, PlanFacts(read.nodes, read.relations, json.loads(df.schema.json()),
+                                output_ids=read.output_ids)
+
+
+def read_plan(jplan) -> WalkResult:
+    """The JSON of optimized plan ``jplan`` and what it loses: read inside the JVM in one py4j
+    call (:mod:`.jvm_walk`), or by :func:`read_plan_py4j` where that helper cannot run."""
+    return _in_jvm(jplan, plan_walk, read_plan_py4j)
+
+
+def read_plan_py4j(jplan) -> WalkResult:
+    """:func:`read_plan` through py4j, one round trip per accessor: the reference walk."""
     plan = json.loads(jplan.toJSON())
     try:
         nodes = annotate(jplan, plan)
-        relations = relation_info(jplan)
+        found = relation_info(jplan)
     except UnsupportedError:
         raise
     except Exception as err:  # a JVM class whose accessors do not mirror its JSON fields
         raise UnsupportedError("plan", f"cannot read the plan's annotations: {err}") from err
     output_ids = tuple(a.exprId().id() for a in _seq(jplan.output()))
-    return plan, PlanFacts(nodes, relations, json.loads(df.schema.json()),
-                           output_ids=output_ids)
+    return WalkResult(plan, nodes, found, output_ids)
+
+
+def relations_of(jplan) -> list[dict]:
+    """:func:`relation_info` of ``jplan``, read inside the JVM where the helper can run."""
+    return _in_jvm(jplan, relations, relation_info)
+
+
+def _in_jvm(jplan, fast, reference):
+    """``fast(helper, jplan)`` with the JVM-side helper, or ``reference(jplan)`` (the py4j walk)
+    where the helper does not compile or fails on this plan (or its answer file cannot be
+    written); the py4j walk then raises its typed error, or gives the answer."""
+    from py4j.protocol import Py4JError, Py4JJavaError
+
+    helper = helper_for(jplan)
+    if helper is not None:
+        try:
+            return fast(helper, jplan)
+        except (Py4JError, OSError) as err:
+            reason = err.java_exception.toString() if isinstance(err, Py4JJavaError) else err
+            log.info("the JVM-side plan walk failed (%s); reading the plan through py4j",
+                     reason)
+    return reference(jplan)
 
 
 def to_ir(spark, sql_or_df) -> Relation:
@@ -115,7 +154,7 @@ def execute(spark, query, *, ctx: ExecContext | None = None,
 
 def _fall_back(df, reason: str, plan, catalog: Catalog | None) -> QueryResult:
     if catalog is not None:
-        roots = {p for r in relation_info(df._jdf.queryExecution().optimizedPlan())
+        roots = {p for r in relations_of(df._jdf.queryExecution().optimizedPlan())
                  for p in r.get("root_paths", ())}
         catalog.check_fallback(reason, roots)
     return QueryResult(_spark_result(df), False, reason, plan)
