@@ -31,6 +31,7 @@ from executor.ir import relations as rel
 from executor.ir import rules
 from executor.ir.expressions import Alias, Expr
 from executor.operators.base import Operator, batches_of, physical_schema
+from executor.operators.dense_groups import dense_aggregate
 
 # Nodes that evaluate every operand on every row: a sub-expression reached through them alone
 # is computed for all rows anyway, so computing it once for several aggregates changes nothing
@@ -288,13 +289,15 @@ class AggregateExec(Operator):
             i = table.schema.get_field_index(name) if isinstance(name, str) else -1
             if f.endswith("sum") and i >= 0 and pa.types.is_decimal128(table.schema[i].type):
                 table = table.set_column(i, name, _summable(table.column(i)))
-        try:
-            result = ac.Declaration.from_sequence([
-                ac.Declaration("table_source", ac.TableSourceNodeOptions(table)),
-                ac.Declaration("aggregate", ac.AggregateNodeOptions(aggs, keys=key_names)),
-            ]).to_table(use_threads=False)
-        except pa.ArrowNotImplementedError as err:
-            raise UnsupportedError("Aggregate", str(err)) from None
+        result = dense_aggregate(table, aggs, key_names) if keys else None
+        if result is None:
+            try:
+                result = ac.Declaration.from_sequence([
+                    ac.Declaration("table_source", ac.TableSourceNodeOptions(table)),
+                    ac.Declaration("aggregate", ac.AggregateNodeOptions(aggs, keys=key_names)),
+                ]).to_table(use_threads=False)
+            except pa.ArrowNotImplementedError as err:
+                raise UnsupportedError("Aggregate", str(err)) from None
         result = result.combine_chunks()
 
         def col(n: str) -> pa.Array:
