@@ -4,6 +4,9 @@ Fetching a row group reserves its bytes first and waits while the budget is spen
 reservation is released when the consumer has taken the decoded batches. One reservation
 larger than the whole budget is granted when nothing else is held, so a huge row group is
 read alone instead of deadlocking.
+
+A scan holds two: its memory budget, and the window of bytes its range requests may have in
+flight (each request reserves its size while it runs; FIFO, so requests start in plan order).
 """
 
 from __future__ import annotations

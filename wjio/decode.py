@@ -1,16 +1,28 @@
-"""Decoding one row group from fetched byte ranges into Arrow, off the event-loop thread.
+"""Decoding row groups from fetched byte ranges into Arrow, off the event-loop thread.
 
-pyarrow's Parquet reader reads column chunks through a file object. :class:`SparseFile`
-serves those reads from the fetched buffers as zero-copy ``memoryview`` slices (pyarrow wraps
-them without copying); only a read spanning two pieces of a split range is joined. A read of
-bytes that were not fetched is an error, never zeros: it would mean the range plan is wrong.
+pyarrow's Parquet reader reads each column chunk at its offset in the object. A fetched range
+is handed to it as a native buffer addressed like the object: a range holding bytes
+``[s, e)`` becomes a buffer whose byte ``o`` is the object's byte ``o`` (the range's memory,
+addressed from ``s`` bytes before it). Decoding then never calls back into Python for its
+reads, so decode threads do not queue for the GIL behind the event-loop thread.
+
+Only ``[s, e)`` of such a buffer is the object's; below ``s`` it is not ours to read. So every
+column chunk is checked, before decoding, to lie inside the buffer it is read from, by the
+reader's own rule (:func:`wjio.ranges.column_chunk_range`); beyond ``e`` the reader checks
+itself. A chunk outside the fetched ranges is an error, never other memory or zeros: it would
+mean the range plan is wrong.
+
+A row group's columns are decoded in units (:class:`DecodeUnit`), each as soon as the ranges
+holding its chunks have arrived, then put side by side, filtered and projected.
 """
 
 from __future__ import annotations
 
 import bisect
-import io
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,95 +30,263 @@ import pyarrow.parquet as pq
 
 from wjio import errors
 from wjio.footer import Footer
+from wjio.ranges import ByteRange, column_chunk_range
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
 
 
-class SparseFile(io.RawIOBase):
-    """A read-only file of ``size`` bytes of which only ``pieces`` (start, bytes) are present."""
-
-    def __init__(self, name: str, size: int, pieces: Sequence[tuple[int, bytes]]) -> None:
-        super().__init__()
-        self.name = name
-        self._size = size
-        self._pieces = sorted(pieces, key=lambda p: p[0])
-        self._starts = [start for start, _ in self._pieces]
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def size(self) -> int:
-        return self._size
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = base + offset
-        return self._pos
-
-    def read(self, n: int = -1) -> memoryview | bytes:
-        start = self._pos
-        end = self._size if n is None or n < 0 else min(self._size, start + n)
-        if end <= start:
-            return b""
-        data = self._slice(start, end)
-        self._pos = end
-        return data
-
-    def _slice(self, start: int, end: int) -> memoryview | bytes:
-        i = bisect.bisect_right(self._starts, start) - 1
-        parts = []
-        pos = start
-        while pos < end:
-            if i < 0 or i >= len(self._pieces):
-                break
-            p_start, buf = self._pieces[i]
-            if not p_start <= pos < p_start + len(buf):
-                break
-            take = min(end, p_start + len(buf)) - pos
-            parts.append(memoryview(buf)[pos - p_start : pos - p_start + take])
-            pos += take
-            i += 1
-        if pos < end:
-            raise OSError(
-                f"{self.name}: read of bytes [{start}, {end}) outside the fetched ranges "
-                f"(missing from {pos}); the range plan does not cover what the decoder needs"
+def decode_pool(threads: int) -> ThreadPoolExecutor:
+    """The process's pool of ``threads`` decode threads, shared by every scan that asks for
+    that many. Its threads live as long as the process, so a scan pays neither thread start-up
+    nor fresh per-thread allocator heaps (Arrow's allocator keeps memory per thread)."""
+    with _pools_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = ThreadPoolExecutor(
+                threads, thread_name_prefix=f"wjio-decode-{threads}"
             )
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return pool
 
 
-def decode_row_group(
+@dataclass(frozen=True)
+class DecodeColumn:
+    """One top-level file column to decode: the selections of it handed to pyarrow (the name,
+    or dotted paths into a struct) and the Parquet leaf columns (column chunks) they cover."""
+
+    name: str
+    selections: tuple[str, ...]
+    leaves: tuple[int, ...]
+
+
+def decode_columns(
+    parquet_schema: pq.ParquetSchema, read_columns: Sequence[str]
+) -> tuple[DecodeColumn, ...]:
+    """Group ``read_columns`` (top-level names or dotted paths) by top-level column."""
+    paths = [parquet_schema.column(i).path for i in range(len(parquet_schema))]
+    by_top: dict[str, list[str]] = {}
+    for sel in read_columns:
+        by_top.setdefault(sel.split(".")[0], []).append(sel)
+    out = []
+    for top, sels in by_top.items():
+        leaves = tuple(
+            i for i, p in enumerate(paths) if any(p == s or p.startswith(s + ".") for s in sels)
+        )
+        out.append(DecodeColumn(top, tuple(sels), leaves))
+    return tuple(out)
+
+
+Piece = bytes | memoryview | list[bytes]
+"""Fetched bytes of one range: contiguous, or the parts a response body arrived in."""
+
+
+class FetchedBytes:
+    """The fetched ranges of one object, ``pieces`` of (start, bytes), as object-addressed
+    buffers for the Parquet reader. A piece that arrived in parts is joined here, on the
+    decode thread, so the event-loop thread does not spend its time copying bodies."""
+
+    def __init__(self, name: str, pieces: Sequence[tuple[int, Piece]]) -> None:
+        self.name = name
+        self._pieces = sorted(
+            ((start, data if isinstance(data, list) else [data]) for start, data in pieces),
+            key=lambda p: p[0],
+        )
+        self._starts = [start for start, _ in self._pieces]
+        self._ends = [start + sum(len(p) for p in parts) for start, parts in self._pieces]
+        self._joined: dict[int, pa.Buffer] = {}
+
+    def piece_holding(self, r: ByteRange) -> int | None:
+        """Index of the one piece holding all of ``r``, if there is one."""
+        i = bisect.bisect_right(self._starts, r.start) - 1
+        return i if i >= 0 and r.end <= self._ends[i] else None
+
+    def view(self, i: int) -> pa.Buffer:
+        """Piece ``i`` addressed like the object."""
+        return _object_addressed(self._buffer(i), self._starts[i])
+
+    def assemble(self, ranges: Sequence[ByteRange]) -> pa.Buffer:
+        """A new buffer addressed like the object holding ``ranges``, copied from the pieces
+        (a chunk split across requests, or a struct whose leaves lie in different ranges).
+        The bytes between the ranges are not filled: nothing reads them."""
+        lo = min(r.start for r in ranges)
+        hi = max(r.end for r in ranges)
+        buf = pa.allocate_buffer(hi - lo)
+        out = _bytes_view(buf)
+        for r in ranges:
+            pos = r.start
+            i = bisect.bisect_right(self._starts, pos) - 1
+            while pos < r.end:
+                if i < 0 or i >= len(self._pieces) or not self._starts[i] <= pos < self._ends[i]:
+                    raise errors.ParquetFormatError(
+                        f"{self.name}: column chunk bytes [{r.start}, {r.end}) are not all in "
+                        f"the fetched ranges (missing from {pos}); the range plan does not "
+                        f"cover what the decoder needs",
+                        uri=self.name,
+                    )
+                take = min(r.end, self._ends[i]) - pos
+                at = pos - self._starts[i]
+                out[pos - lo : pos - lo + take] = _bytes_view(self._buffer(i))[at : at + take]
+                pos += take
+                i += 1
+        return _object_addressed(buf, lo)
+
+    def _buffer(self, i: int) -> pa.Buffer:
+        """Piece ``i`` as one buffer: zero-copy if it is one part, else joined once."""
+        if i not in self._joined:
+            parts = self._pieces[i][1]
+            if len(parts) == 1:
+                buf = pa.py_buffer(parts[0])
+            else:
+                buf = pa.allocate_buffer(self._ends[i] - self._starts[i])
+                out, pos = _bytes_view(buf), 0
+                for part in parts:
+                    out[pos : pos + len(part)] = _bytes_view(part)
+                    pos += len(part)
+            self._joined[i] = buf
+        return self._joined[i]
+
+
+def _bytes_view(data: pa.Buffer | bytes | memoryview) -> memoryview:
+    """``data`` as unsigned bytes (Arrow buffers export signed chars; slices copy across
+    views only of one format)."""
+    return memoryview(data).cast("B")
+
+
+def _object_addressed(buf: pa.Buffer, start: int) -> pa.Buffer:
+    """``buf`` (the object's bytes from ``start``) as a buffer whose offsets are the object's."""
+    return pa.foreign_buffer(buf.address - start, start + buf.size, base=buf)
+
+
+@dataclass(frozen=True)
+class DecodeUnit:
+    """Columns of one row group decoded together, as soon as the fetched ranges holding
+    their chunks have arrived (so a row group's small chunks decode while its large ones are
+    still on the wire)."""
+
+    fetch: tuple[int, ...]
+    """Indices of the row group's fetch ranges holding these columns' chunks."""
+    columns: tuple[DecodeColumn, ...]
+
+
+def plan_units(
+    columns: Sequence[DecodeColumn],
+    chunk_ranges: dict[int, ByteRange],
+    fetch: Sequence[ByteRange],
+) -> tuple[DecodeUnit, ...]:
+    """Group ``columns`` by the fetch ranges their chunks (``chunk_ranges`` by leaf) overlap;
+    a chunk outside every fetch range is served from bytes at hand (the footer's tail). No
+    columns (a count) is one unit that decodes the row count only."""
+    if not columns:
+        return (DecodeUnit((), ()),)
+    starts = [f.start for f in fetch]  # sorted and disjoint (a fetch plan)
+    by_ranges: dict[tuple[int, ...], list[DecodeColumn]] = {}
+    for col in columns:
+        held: set[int] = set()
+        for leaf in col.leaves:
+            r = chunk_ranges[leaf]
+            i = max(0, bisect.bisect_right(starts, r.start) - 1)
+            while i < len(fetch) and fetch[i].start < r.end:
+                if r.start < fetch[i].end:
+                    held.add(i)
+                i += 1
+        by_ranges.setdefault(tuple(sorted(held)), []).append(col)
+    return tuple(DecodeUnit(k, tuple(v)) for k, v in by_ranges.items())
+
+
+def decode_chunks(
     footer: Footer,
     row_group: int,
-    pieces: Sequence[tuple[int, bytes]],
-    read_columns: list[str],
-    partition: dict[str, pa.Scalar],
-    predicate: pc.Expression | None,
-    output: pa.Schema,
+    pieces: Sequence[tuple[int, Piece]],
+    columns: Sequence[DecodeColumn],
     use_threads: bool,
 ) -> pa.Table:
-    """Decode, add partition columns, apply the predicate exactly, project to ``output``.
+    """Decode ``columns`` of one row group from ``pieces`` (start, bytes) of the object.
 
-    ``use_threads`` lets Arrow decode columns in parallel: worth it for large row groups,
-    pure hand-off overhead for small ones (row groups already decode in parallel)."""
+    Columns whose chunks lie in the same piece are decoded by one call; ``use_threads`` lets
+    Arrow decode those columns in parallel (worth it for large row groups, pure hand-off
+    overhead for small ones, as row groups already decode in parallel)."""
     name = str(footer.path)
-    source = pa.PythonFile(SparseFile(name, footer.info.size, pieces), mode="r")
+    md = footer.metadata
+    rg = md.row_group(row_group)
+    fetched = FetchedBytes(name, pieces)
+    reads: dict[int, list[DecodeColumn]] = {}
+    own: list[tuple[pa.Buffer, list[DecodeColumn]]] = []
+    for col in columns:
+        ranges = [column_chunk_range(rg.column(i), footer.info.size, md.created_by)
+                  for i in col.leaves]
+        whole = ByteRange(min(r.start for r in ranges), max(r.end for r in ranges))
+        i = fetched.piece_holding(whole)
+        if i is not None:
+            reads.setdefault(i, []).append(col)
+        else:
+            own.append((fetched.assemble(ranges), [col]))
+    sources = [(fetched.view(i), cols) for i, cols in reads.items()] + own
+    if not sources:  # no file column (a count, or partition columns only): rows only
+        sources = [(pa.py_buffer(b""), [])]
     try:
-        reader = pq.ParquetFile(source, metadata=footer.metadata, pre_buffer=False)
-        table = reader.read_row_group(row_group, columns=read_columns, use_threads=use_threads)
+        tables = [
+            pq.ParquetFile(pa.BufferReader(buf), metadata=md, pre_buffer=False).read_row_group(
+                row_group,
+                columns=[s for c in cols for s in c.selections],
+                use_threads=use_threads and len(cols) > 1,
+            )
+            for buf, cols in sources
+        ]
     except (OSError, pa.ArrowException) as e:
         raise errors.ParquetFormatError(
             f"{name}: row group {row_group} does not decode: {e}", uri=name
         ) from e
+    return tables[0] if len(tables) == 1 else _side_by_side(tables)
+
+
+def finish_row_group(
+    tables: Sequence[pa.Table],
+    partition: dict[str, pa.Scalar],
+    predicate: pc.Expression | None,
+    output: pa.Schema,
+) -> pa.Table:
+    """The decoded columns of one row group side by side; add partition columns, apply the
+    predicate exactly, project to ``output``."""
+    table = tables[0] if len(tables) == 1 else _side_by_side(list(tables))
     for key, value in partition.items():
         table = table.append_column(key, pa.repeat(value, table.num_rows))
     if predicate is not None:
         table = table.filter(predicate)
     return project(table, output)
+
+
+Units = Sequence[tuple[Sequence[tuple[int, Piece]], Sequence[DecodeColumn]]]
+"""Units of one row group ready at the same time: (their pieces, their columns) each."""
+
+
+def decode_units(
+    footer: Footer, row_group: int, units: Units, use_threads: bool
+) -> list[pa.Table]:
+    """:func:`decode_chunks` of each unit, in one hand-off to a thread."""
+    return [decode_chunks(footer, row_group, p, c, use_threads) for p, c in units]
+
+
+def decode_row_group(
+    footer: Footer,
+    row_group: int,
+    units: Units,
+    use_threads: bool,
+    partition: dict[str, pa.Scalar],
+    predicate: pc.Expression | None,
+    output: pa.Schema,
+    decoded: Sequence[pa.Table] = (),
+) -> pa.Table:
+    """The last units of a row group: decode them and :func:`finish_row_group` with the
+    tables ``decoded`` from its earlier units, in one hand-off to a thread."""
+    tables = [*decoded, *decode_units(footer, row_group, units, use_threads)]
+    return finish_row_group(tables, partition, predicate, output)
+
+
+def _side_by_side(tables: list[pa.Table]) -> pa.Table:
+    """The columns of several decodes of one row group as one table."""
+    return pa.Table.from_arrays(
+        [c for t in tables for c in t.columns], names=[n for t in tables for n in t.column_names]
+    )
 
 
 def project(table: pa.Table, output: pa.Schema) -> pa.Table:

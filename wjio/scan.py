@@ -7,9 +7,10 @@ Phases of one scan:
 2. **footers**: one speculative suffix GET per file, all files at once;
 3. **plan**: common schema, projection, filter columns, row groups surviving pruning, and per
    row group the coalesced/split byte ranges of the needed column chunks, in file order;
-4. **fetch + decode**: row groups are fetched in order, many ranges in flight across files,
-   each reserving its bytes from the memory budget first; a row group is decoded in a thread
-   as soon as its ranges have arrived; batches are yielded in order.
+4. **fetch + decode**: row groups are fetched in order, many ranges in flight across files
+   (up to a window of bytes, so row groups arrive in turn), each row group reserving its bytes
+   from the memory budget first; a row group's columns are decoded in a thread as soon as the
+   ranges holding them have arrived; batches are yielded in order.
 
 Every GET after the footer carries ``If-Match`` with the footer's ETag, so an object replaced
 mid-scan fails loudly instead of mixing versions.
@@ -37,7 +38,15 @@ from wjio.dataset import (
     partition_schema,
     partition_values,
 )
-from wjio.decode import decode_row_group
+from wjio.decode import (
+    DecodeColumn,
+    DecodeUnit,
+    decode_columns,
+    decode_pool,
+    decode_row_group,
+    decode_units,
+    plan_units,
+)
 from wjio.footer import Footer, Tail, read_footer
 from wjio.options import ScanOptions, StoreOptions
 from wjio.ranges import ByteRange, column_chunk_range, plan_fetch
@@ -70,6 +79,8 @@ class RowGroupTask:
     fetch: tuple[ByteRange, ...]
     local: tuple[tuple[int, memoryview], ...]
     """Needed chunks already at hand in the footer's tail bytes: (offset, bytes)."""
+    units: tuple[DecodeUnit, ...]
+    """Columns decoded together, each as soon as its fetch ranges have arrived."""
     needed_bytes: int
     reserve_bytes: int
     """Fetched bytes plus the decoded size estimate (uncompressed size of the chunks)."""
@@ -84,6 +95,8 @@ class ScanPlan:
     predicate: pc.Expression | None
     tasks: tuple[RowGroupTask, ...]
     files: tuple[DataFile, ...]
+    columns: tuple[DecodeColumn, ...]
+    """``projection.read_columns`` by top-level column, with the leaf columns each covers."""
 
 
 class ParquetScan:
@@ -215,14 +228,15 @@ class ParquetScan:
         projection = plan_projection(
             schema, partitions.names, parquet_schema, self.columns, filter_columns, self.where
         )
+        columns = decode_columns(parquet_schema, projection.read_columns) if footers else ()
         tasks: list[RowGroupTask] = []
         for file, footer in zip(files, footers, strict=True):
-            tasks += self._plan_file(file, footer, schema, partitions, projection, expr)
+            tasks += self._plan_file(file, footer, schema, partitions, projection, columns, expr)
         if self.part is not None:
             tasks = tasks[self.part[0]::self.part[1]]
         self.stats.bytes_needed = sum(t.needed_bytes for t in tasks)
         self._tails.clear()  # tasks keep views of the chunks they use; the rest can go
-        return ScanPlan(schema, projection, expr, tuple(tasks), tuple(files))
+        return ScanPlan(schema, projection, expr, tuple(tasks), tuple(files), columns)
 
     def _check_pinned(self, files: list[DataFile]) -> None:
         found = {str(f.info.path): f.info.etag for f in files}
@@ -322,6 +336,7 @@ class ParquetScan:
         schema: pa.Schema,
         partitions: pa.Schema,
         projection: Projection,
+        columns: tuple[DecodeColumn, ...],
         expr: pc.Expression | None,
     ) -> list[RowGroupTask]:
         md = footer.metadata
@@ -346,6 +361,7 @@ class ParquetScan:
         for rg_index in keep:
             rg = md.row_group(rg_index)
             needed, local, uncompressed = [], [], 0
+            by_leaf: dict[int, ByteRange] = {}
             for col in projection.chunk_columns:
                 chunk = rg.column(col)
                 r = column_chunk_range(chunk, footer.info.size, md.created_by)
@@ -356,6 +372,7 @@ class ParquetScan:
                         uri=str(footer.path),
                     )
                 needed.append(r)
+                by_leaf[col] = r
                 uncompressed += chunk.total_uncompressed_size
                 if tail is not None and tail.start <= r.start and r.end <= tail.end:
                     view = memoryview(tail.data)[r.start - tail.start : r.end - tail.start]
@@ -370,6 +387,7 @@ class ParquetScan:
             tasks.append(
                 RowGroupTask(
                     footer, rg_index, values, tuple(fetch), tuple(local),
+                    plan_units(columns, by_leaf, fetch),
                     sum(r.size for r in needed), fetch_bytes + uncompressed, uncompressed,
                 )
             )
@@ -419,7 +437,8 @@ class ParquetScan:
 
 
 class _Pipeline:
-    """Fetch row groups in order under the budget; decode each as soon as it has arrived."""
+    """Fetch row groups in order under the budget; decode each column as soon as the ranges
+    holding it have arrived."""
 
     def __init__(self, scan: ParquetScan, plan: ScanPlan, store: S3Store) -> None:
         self.scan = scan
@@ -429,10 +448,12 @@ class _Pipeline:
         self.stats = scan.stats
         self.budget = MemoryBudget(self.options.memory_budget)
         self.requests = asyncio.Semaphore(self.options.concurrency)
+        # FIFO in plan order: requests start in row-group order, so row groups arrive in turn.
+        self.in_flight = MemoryBudget(self.options.bytes_in_flight)
 
     async def run(self) -> AsyncIterator[pa.Table]:
         queue: asyncio.Queue[asyncio.Task | None] = asyncio.Queue()
-        pool = ThreadPoolExecutor(self.options.decode_threads, thread_name_prefix="wjio-decode")
+        pool = decode_pool(self.options.decode_threads)
         # Tasks not yet consumed (to cancel them on close). A consumed task leaves this set:
         # a finished task holds its decoded table, which must not outlive its turn.
         started: set[asyncio.Task] = set()
@@ -473,39 +494,69 @@ class _Pipeline:
             for t in started:
                 t.cancel()
             await asyncio.gather(producer, *started, return_exceptions=True)
-            pool.shutdown(wait=False, cancel_futures=True)
 
     async def _fetch_and_decode(
         self, task: RowGroupTask, pool: ThreadPoolExecutor
     ) -> tuple[pa.Table, int]:
         footer = task.footer
-        buffers = await gather_all(self._get(footer, r) for r in task.fetch)
-        pieces = [(r.start, b) for r, b in zip(task.fetch, buffers, strict=True)]
-        pieces += task.local
         plan = self.plan
-        table = await asyncio.get_running_loop().run_in_executor(
-            pool,
-            decode_row_group,
-            footer,
-            task.row_group,
-            pieces,
-            plan.projection.read_columns,
-            task.partition,
-            plan.predicate,
-            plan.projection.output,
-            task.uncompressed_bytes >= _PARALLEL_DECODE_BYTES,
-        )
-        del pieces, buffers
+        loop = asyncio.get_running_loop()
+        use_threads = task.uncompressed_bytes >= _PARALLEL_DECODE_BYTES
+        # Started in plan order, so the in-flight window admits row groups in turn.
+        gets = [asyncio.ensure_future(self._get(footer, r)) for r in task.fetch]
+        earlier: list[asyncio.Future[list[pa.Table]]] = []
+        try:
+            # Units whose ranges have all arrived go to a thread together (one hand-off when
+            # everything lands at once); the last of them also finishes the row group.
+            pending = list(task.units)
+            while True:
+                ready = [u for u in pending if all(gets[i].done() for i in u.fetch)]
+                if not ready:
+                    waiting = {gets[i] for u in pending for i in u.fetch if not gets[i].done()}
+                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    for d in done:
+                        d.result()  # a failed request fails the row group at once
+                    continue
+                pending = [u for u in pending if u not in ready]
+                batch = [(self._pieces(task, u, gets), u.columns) for u in ready]
+                if pending:
+                    earlier.append(loop.run_in_executor(
+                        pool, decode_units, footer, task.row_group, batch, use_threads))
+                    continue
+                decoded = [t for tables in await asyncio.gather(*earlier) for t in tables]
+                table = await loop.run_in_executor(
+                    pool, decode_row_group, footer, task.row_group, batch, use_threads,
+                    task.partition, plan.predicate, plan.projection.output, decoded,
+                )
+                break
+        finally:
+            for f in (*gets, *earlier):
+                f.cancel()
+            await asyncio.gather(*gets, *earlier, return_exceptions=True)
         # The fetched buffers are gone; hold what the decoded table really takes instead.
-        decoded = table.nbytes
-        if decoded > task.reserve_bytes:
-            self.budget.add(decoded - task.reserve_bytes)
-        elif decoded < task.reserve_bytes:
-            self.budget.release(task.reserve_bytes - decoded)
-        return table, decoded
+        decoded_bytes = table.nbytes
+        if decoded_bytes > task.reserve_bytes:
+            self.budget.add(decoded_bytes - task.reserve_bytes)
+        elif decoded_bytes < task.reserve_bytes:
+            self.budget.release(task.reserve_bytes - decoded_bytes)
+        return table, decoded_bytes
 
-    async def _get(self, footer: Footer, r: ByteRange) -> bytes:
-        async with self.requests:
-            return await self.store.get_range(
-                footer.path, r.start, r.end, etag=footer.info.etag, stats=self.stats
-            )
+    @staticmethod
+    def _pieces(
+        task: RowGroupTask, unit: DecodeUnit, gets: list[asyncio.Future[list[bytes]]]
+    ) -> list[tuple[int, list[bytes] | memoryview]]:
+        """The bytes ``unit`` decodes from: its fetch ranges (arrived) and the chunks at hand."""
+        pieces: list[tuple[int, list[bytes] | memoryview]] = [
+            (task.fetch[i].start, gets[i].result()) for i in unit.fetch
+        ]
+        return pieces + list(task.local)
+
+    async def _get(self, footer: Footer, r: ByteRange) -> list[bytes]:
+        await self.in_flight.acquire(r.size)
+        try:
+            async with self.requests:
+                return await self.store.get_range_parts(
+                    footer.path, r.start, r.end, etag=footer.info.etag, stats=self.stats
+                )
+        finally:
+            self.in_flight.release(r.size)

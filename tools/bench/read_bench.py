@@ -15,7 +15,8 @@ the endpoint through ``tools.proxy.ShapingProxy`` (in its own process) with the 
 latency and per-connection bandwidth (MB/s = 1e6 bytes/s).
 
 Per reader and case: one warm-up run then ``--runs`` timed runs, each with a fresh filesystem
-object / scan; wall time is from the call to a materialized ``pyarrow.Table``. Requests, max
+object / scan; wall time is from the call to a materialized ``pyarrow.Table``, CPU time that of
+the benchmark process (the reader's threads) over the same span. Requests, max
 requests in flight and bytes fetched come from the proxy. Every result (warm-up included) is
 checked against pyarrow's local read of the same files. Output: read_bench.json (raw timings and
 environment), read_bench.md and read_bench.png in ``--out``.
@@ -29,6 +30,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -106,6 +108,14 @@ def measure_links(endpoint: str, proxy: infra.ProxyProcess, bucket: str, key: st
     return out
 
 
+def _process_cpu_s() -> float:
+    """CPU seconds of this process (all its threads: the reader's decoding and IO; the
+    endpoint and the proxy run in other processes). Less sensitive than wall time to other
+    load on a shared machine."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def run_reader(reader: readers.Reader, case: readers.Case, proxy: infra.ProxyProcess,
                expected, runs: int, needed: int, timeout_s: float) -> dict:
     res: dict = {"name": reader.name, "label": reader.label, "runs": [], "status": "ok"}
@@ -118,6 +128,7 @@ def run_reader(reader: readers.Reader, case: readers.Case, proxy: infra.ProxyPro
         gc.collect()
         proxy.reset_stats()
         faulthandler.dump_traceback_later(timeout_s, exit=True)
+        cpu0 = _process_cpu_s()
         t0 = time.perf_counter()
         try:
             table, extra = reader.read(case, proxy.url)
@@ -128,6 +139,7 @@ def run_reader(reader: readers.Reader, case: readers.Case, proxy: infra.ProxyPro
             print(f"  {reader.name:8s} ERROR: {res['message']}")
             return res
         wall = time.perf_counter() - t0
+        cpu = _process_cpu_s() - cpu0
         faulthandler.cancel_dump_traceback_later()
         st = proxy.stats()
         try:
@@ -137,12 +149,14 @@ def run_reader(reader: readers.Reader, case: readers.Case, proxy: infra.ProxyPro
             print(f"  {reader.name:8s} WRONG RESULT: {exc}")
             return res
         del table
-        run = {"wall_s": wall, "requests": st["requests"], "get_requests": st["get_requests"],
+        run = {"wall_s": wall, "cpu_s": cpu, "requests": st["requests"],
+               "get_requests": st["get_requests"],
                "requests_by_method": st.get("requests_by_method"),
                "max_in_flight": st["max_in_flight"], "bytes_fetched": st["bytes_to_client"],
                "connections": st.get("connections"), "check": verdict, **extra}
         label = "warm-up" if i == 0 else f"run {i}/{runs}"
-        print(f"  {reader.name:8s} {label:9s} {wall:7.3f} s  req {st['requests']:4d}  "
+        print(f"  {reader.name:8s} {label:9s} {wall:7.3f} s  cpu {cpu:6.3f} s  "
+              f"req {st['requests']:4d}  "
               f"in-flight {st['max_in_flight']:3d}  fetched {st['bytes_to_client'] / MB:7.1f} MB"
               f" ({st['bytes_to_client'] / needed:.3f}x needed)  "
               f"rows {verdict['rows']} ok{'' if verdict['order_preserved'] else ' (re-sorted)'}")
@@ -157,7 +171,7 @@ def run_reader(reader: readers.Reader, case: readers.Case, proxy: infra.ProxyPro
 
     res["summary"] = {
         "median_wall_s": statistics.median(walls), "min_wall_s": min(walls),
-        "max_wall_s": max(walls), "requests": med("requests"),
+        "max_wall_s": max(walls), "median_cpu_s": med("cpu_s"), "requests": med("requests"),
         "max_in_flight": med("max_in_flight"), "bytes_fetched": med("bytes_fetched"),
         "fetched_over_needed": med("bytes_fetched") / needed,
         "check": "ok" if all(r["check"]["order_preserved"] for r in res["runs"]) else
