@@ -207,7 +207,7 @@ def _resume(args: argparse.Namespace) -> int:
         ctx = ExecContext(parallelism=args.parallelism,
                           batch_size=query.options.get("batch_size", 64 * 1024))
         try:
-            result = resume(query.root.uri, ctx, restart=args.restart, store=store,
+            result = resume(query, ctx, restart=args.restart, store=store,
                             runner=args.runner, on_task=progress)
         finally:
             progress.close()

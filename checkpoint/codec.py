@@ -1,14 +1,17 @@
 """Bytes of task outputs and manifests, and their checksums.
 
 * A partition of a task's output is one Arrow IPC stream whose buffers Arrow compresses with
-  zstd (:data:`ZSTD_LEVEL`); the streams of all partitions lie back to back in one object.
+  the options' codec (:data:`CODECS`; zstd by default, see :data:`DEFAULT_CODEC`); the
+  streams of all partitions lie back to back in one object. Each IPC message names its own
+  compression, so a reader decodes any codec and a query written with one codec resumes
+  with another.
 * Manifests (plan, commit records, result manifest) are JSON; one larger than
   :data:`MANIFEST_COMPRESS_OVER` is stored as a zstd frame (the ``zstandard`` package), told
   apart from JSON by the frame's magic bytes, so keys do not change with the size.
 * Checksums are SHA-256 (hex): in the standard library and ~0.9-1.5 GB/s here with the CPU's
   SHA extensions (BLAKE2b about half that; crc32c has no installed implementation and zlib's
   crc32 is too weak to stand for "this is the committed output"), so hashing costs a
-  fraction of the zstd compression it follows.
+  fraction of the compression it follows.
 """
 
 from __future__ import annotations
@@ -22,16 +25,42 @@ import zstandard
 
 from checkpoint.errors import CorruptManifestError
 
+CODECS = ("zstd", "lz4", "none")
+"""Compressions of task outputs: Arrow IPC's zstd and LZ4 frame codecs, or none."""
+DEFAULT_CODEC = "zstd"
+"""Exchanged data is written once and read once: encode and decode CPU plus the cost of the
+bytes moved is what a codec costs. On the exchanges of TPC-H SF1 q03/q05/q09/q18 (8 files
+per table, 2 partitions, 95-300 MB of Arrow data per query; best of 3): zstd level 1 6-8x
+at 0.5-0.7 GB/s encode and 0.7-1.3 GB/s decode; lz4 2.8-3.7x at 0.8-1.4 GB/s and 1.2-3.2
+GB/s. lz4 saves ~0.3 s of CPU per 300 MB exchanged but moves 2.2x the bytes, and a byte
+moved costs CPU too (moto's server ~5 ms/MB per PUT; the client hashes the body for SigV4
+over plain HTTP): whole checkpointed runs of q05/q18 on moto took as much or more CPU
+(client + server) with lz4 as with zstd, and ``none`` ~2x more. ``lz4`` suits a store whose
+bytes are cheap (MinIO on a fast local network) when CPU is the bottleneck."""
 ZSTD_LEVEL = 1
-"""Arrow IPC zstd level of task outputs. Measured on a 256k-row TPC-H lineitem-like batch
-(34 MB in memory; tests/checkpoint/test_codec.py::test_zstd_levels; encode MB/s of raw
-data on one core of a loaded shared box, so absolute speeds vary ~2x, their order does not):
-level 1 4.5x at 150-250 MB/s; level 2 4.5x at ~95; level 3 4.4x at 55-70; level 6 4.4x at
-20-40; level 9 4.8x at 15-18. Decoding is 170-500 MB/s at every level. Above level 1 the
-size gain is at most ~6% for 2-15x the CPU, and outputs are written once and read once."""
+"""Arrow IPC zstd level of task outputs written with ``zstd``. Measured on a 256k-row TPC-H
+lineitem-like batch (34 MB in memory; tests/checkpoint/test_codec.py::test_zstd_levels;
+encode MB/s of raw data on one core of a loaded shared box, so absolute speeds vary ~2x,
+their order does not): level 1 4.5x at 150-250 MB/s; level 2 4.5x at ~95; level 3 4.4x at
+55-70; level 6 4.4x at 20-40; level 9 4.8x at 15-18. Decoding is 170-500 MB/s at every
+level. Above level 1 the size gain is at most ~6% for 2-15x the CPU, and outputs are
+written once and read once."""
 MANIFEST_COMPRESS_OVER = 64 * 1024
 MANIFEST_ZSTD_LEVEL = 3
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def ipc_options(codec: str = DEFAULT_CODEC, level: int = ZSTD_LEVEL
+                ) -> pa.ipc.IpcWriteOptions:
+    """Arrow IPC write options compressing with ``codec`` (one of :data:`CODECS`; ``level``
+    applies to zstd)."""
+    if codec == "zstd":
+        return pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=level))
+    if codec == "lz4":
+        return pa.ipc.IpcWriteOptions(compression="lz4")
+    if codec == "none":
+        return pa.ipc.IpcWriteOptions()
+    raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
 
 
 def checksum(data: bytes | memoryview) -> str:
@@ -41,10 +70,9 @@ def checksum(data: bytes | memoryview) -> str:
 class PartitionWriter:
     """Builds one partition's IPC stream batch by batch (the schema comes with the first)."""
 
-    def __init__(self, level: int = ZSTD_LEVEL) -> None:
+    def __init__(self, options: pa.ipc.IpcWriteOptions | None = None) -> None:
         self._sink = pa.BufferOutputStream()
-        self._options = pa.ipc.IpcWriteOptions(
-            compression=pa.Codec("zstd", compression_level=level))
+        self._options = options or ipc_options()
         self._writer: pa.ipc.RecordBatchStreamWriter | None = None
         self.rows = 0
 

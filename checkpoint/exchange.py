@@ -8,11 +8,14 @@ each task commits, whichever process or machine runs it. The commit record is th
 partition its offset, length, rows and SHA-256, plus the object's size and ETag.
 
 Consumers trust only commit records: they range-read their partition from every committed
-producer in parallel (``If-Match`` the committed ETag) and verify its checksum. A committed
-object that is missing, replaced or corrupt raises
-:class:`~executor.errors.TaskOutputLostError` naming the producer, which the stage runner
-recomputes. The exchange pickles (names, options and the commit records it has read), so
-worker processes use it directly.
+producer in parallel (``If-Match`` the committed ETag) and verify its checksum. A consumer in
+the process that committed an output takes the batches that attempt encoded from that
+process's :class:`~checkpoint.copies.LocalCopies` instead, found by the object and ETag its
+commit record names. A committed object that is missing, replaced or
+corrupt raises :class:`~executor.errors.TaskOutputLostError` naming the producer, which the
+stage runner recomputes. A resumed run reads every stage's commit records at once
+(:func:`read_commit_records`). The exchange pickles (names, options and the commit records
+it has read; not the local copies), so worker processes use it directly.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from checkpoint.codec import (
     PartitionWriter,
     checksum,
     decode_partition,
+    ipc_options,
 )
+from checkpoint.copies import LocalCopies
 from checkpoint.errors import CheckpointError, CorruptManifestError
-from checkpoint.layout import QueryRoot, check_attempt, new_attempt
-from checkpoint.objects import bounded, create_manifest, delete, read_manifest, upload
+from checkpoint.layout import QueryRoot, check_attempt, classify, new_attempt
+from checkpoint.objects import bounded, create_manifest, delete, listing, read_manifest, upload
 from checkpoint.options import CheckpointOptions
 from executor.errors import ExchangeError, TaskOutputLostError
 from executor.exchange import Exchange, ExchangeSink, ExchangeSource
@@ -53,12 +58,20 @@ class ObjectStoreExchange(Exchange):
 
     def __init__(self, root: QueryRoot, stage: int, num_partitions: int, *,
                  store: StoreOptions | None = None, options: CheckpointOptions | None = None,
-                 name: str | None = None, fresh: bool = False) -> None:
+                 name: str | None = None, listed: dict[int, dict | str] | None = None,
+                 copies: LocalCopies | None = None) -> None:
         self.root, self.stage, self.num_partitions = root, stage, num_partitions
-        self.fresh = fresh
-        """The query was created by this run: no other run has committed anything unless it
-        resumed the query meanwhile, so :meth:`committed_tasks` need not list the store (a
-        concurrent resume still commits each task once; the losing attempt is discarded)."""
+        self._copies = copies
+        """Where this process's sinks keep what they committed and its sources look first
+        (:class:`~checkpoint.copies.LocalCopies`); not pickled: a worker process reads the
+        store."""
+        self._listed = listed
+        """The commit records of this stage when the run started (``{}`` for a query this run
+        created), from one read of the whole query (:func:`read_commit_records`); a record
+        that does not decode is the reason as a string. With it, :meth:`committed_tasks` and
+        :meth:`source` make no request for what it holds: a task a concurrent resume commits
+        meanwhile runs here too and its commit is discarded (each task still commits once).
+        None: nothing was read, every question lists the store."""
         self._mine: dict[int, dict] = {}
         """Commit records this process's sinks created (the thread runner's tasks): a
         consumer in this process needs no listing or reading to find them."""
@@ -70,6 +83,9 @@ class ObjectStoreExchange(Exchange):
         """Commit records read by :meth:`source`, kept (they change only by ``invalidate``)
         and pickled with the exchange, so worker processes do not read them again."""
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_copies": None}
+
     def create_sink(self, task: int, attempt: int) -> ExchangeSink:
         return _ObjectSink(self, task, new_attempt(attempt))
 
@@ -77,8 +93,8 @@ class ObjectStoreExchange(Exchange):
         self._num_tasks = num_tasks
 
     def committed_tasks(self) -> set[int]:
-        if self.fresh:
-            return set(self._mine) | set(self._records or {})
+        if self._listed is not None:
+            return set(self._listed) | set(self._mine) | set(self._records or {})
         return run(self._committed_tasks())
 
     def is_complete(self) -> bool:
@@ -89,7 +105,7 @@ class ObjectStoreExchange(Exchange):
         if self._num_tasks is None:
             raise ExchangeError(f"{self.root} {self.name}: read before no_more_sinks")
         want = set(range(self._num_tasks))
-        known = {**(self._records or {}), **self._mine}
+        known = {**self._checked_listed(want), **(self._records or {}), **self._mine}
         if want - set(known):
             known = run(self._load_commits())
         self._records = known
@@ -103,8 +119,23 @@ class ObjectStoreExchange(Exchange):
     def invalidate(self, task: int, attempt: str) -> None:
         run(self._invalidate(task, attempt))
         self._records = None
+        if self._listed is not None:
+            self._listed.pop(task, None)
         if self._mine.get(task, {}).get("attempt") == attempt:
             del self._mine[task]
+
+    def _checked_listed(self, tasks: set[int]) -> dict[int, dict]:
+        """The listed records of ``tasks``, checked; an unreadable one is a lost output."""
+        out = {}
+        for task in sorted(tasks & set(self._listed or {})):
+            record, path = self._listed[task], self.root.commit(self.stage, task)
+            try:
+                if isinstance(record, str):
+                    raise CorruptManifestError(record, uri=str(path))
+                out[task] = self._check_record(record, task, path)
+            except CorruptManifestError as err:
+                raise TaskOutputLostError(self.stage, task, UNREADABLE, str(err)) from None
+        return out
 
     # -- store side --------------------------------------------------------------------------
 
@@ -166,10 +197,37 @@ class ObjectStoreExchange(Exchange):
             await delete(self.store, self.root.commit(self.stage, task))
 
 
+async def read_commit_records(store: StoreOptions, root: QueryRoot
+                              ) -> dict[int, dict[int, dict | str]]:
+    """Every commit record of the query at ``root`` (not of its subqueries), by stage and
+    task: one listing of ``commits/``, then the records read in parallel. A record that does
+    not decode is the reason, as a string (its stage's reader treats the task as lost)."""
+    listed = await listing(store, root.path("commits/"))
+    keys = [(k.stage, k.task, i.path) for i in listed
+            if (k := classify(i.path.key[len(root.key):])).kind == "commit" and not k.sub]
+
+    async def one(path: S3Path) -> dict | str | None:
+        try:
+            return await read_manifest(store, path)
+        except CorruptManifestError as err:
+            return str(err)
+
+    records = await bounded(one(path) for _, _, path in keys)
+    out: dict[int, dict[int, dict | str]] = {}
+    for (stage, task, _), record in zip(keys, records, strict=True):
+        if record is not None:  # deleted between the listing and the read: not committed
+            out.setdefault(stage, {})[task] = record
+    return out
+
+
 class _ObjectSink(ExchangeSink):
     def __init__(self, exchange: ObjectStoreExchange, task: int, attempt: str) -> None:
         self.exchange, self.task, self.attempt = exchange, task, attempt
         self.writers: dict[int, PartitionWriter] = {}
+        self.kept: dict[int, list[pa.RecordBatch]] | None = \
+            {} if exchange._copies is not None and exchange._copies.budget else None
+        """The batches added, for the local copies once committed (None: none kept)."""
+        self.kept_size = 0
         self.state = "open"
         self.path = exchange.root.data(exchange.stage, task, attempt)
 
@@ -181,8 +239,15 @@ class _ObjectSink(ExchangeSink):
                                 f"0..{self.exchange.num_partitions - 1}")
         writer = self.writers.get(partition)
         if writer is None:
-            writer = self.writers[partition] = PartitionWriter(self.exchange.options.zstd_level)
+            o = self.exchange.options
+            writer = self.writers[partition] = PartitionWriter(ipc_options(o.codec, o.zstd_level))
         writer.write(batch)
+        if self.kept is not None:
+            self.kept_size += batch.nbytes
+            if self.kept_size > self.exchange._copies.budget:
+                self.kept = None  # would not fit: the consumers read the store
+            else:
+                self.kept.setdefault(partition, []).append(batch)
 
     def finish(self) -> bool:
         if self.state != "open":
@@ -196,19 +261,28 @@ class _ObjectSink(ExchangeSink):
             index.append([offset, len(data), w.rows if w is not None else 0, checksum(data)])
             segments.append(data)
             offset += len(data)
-        try:
-            info = run(upload(ex.store, self.path, segments, ex.options.part_size))
+
+        async def upload_and_commit() -> tuple[dict, bool]:
+            info = await upload(ex.store, self.path, segments, ex.options.part_size,
+                                ex.options.multipart_over)
             record = {"format": COMMIT_FORMAT, "stage": ex.stage, "task": self.task,
                       "attempt": self.attempt, "object": self.path.key, "size": offset,
                       "etag": info.etag, "partitions": index,
                       "rows": sum(e[2] for e in index), "committed_at": time.time()}
-            won = run(ex._commit(self.task, record))
+            return record, await ex._commit(self.task, record)
+
+        try:
+            record, won = run(upload_and_commit())
         except BaseException:
             self.state = "failed"
             self._discard()
             raise
         if won:
             ex._mine[self.task] = record
+            if self.kept is not None:
+                ex._copies.put(record["object"], record["etag"],
+                               [self.kept.get(p, []) for p in range(ex.num_partitions)])
+        self.kept = None
         if not won:
             self.state = "discarded"
             self._discard()
@@ -238,11 +312,18 @@ class _ObjectSource(ExchangeSource):
             raise ExchangeError(f"{self.exchange.root} {self.exchange.name}: partition "
                                 f"{partition} out of range")
         window = self.exchange.options.read_tasks_at_once
+        copies = self.exchange._copies
         for start in range(0, len(self.records), window):
             records = self.records[start:start + window]
-            segments = run(self._fetch_all(records, partition))
-            for record, data in zip(records, segments, strict=True):
-                yield from self._decode(record, partition, data)
+            kept = [None if copies is None else copies.get(r["object"], r["etag"], partition)
+                    for r in records]
+            fetched = iter(run(self._fetch_all(
+                [r for r, k in zip(records, kept, strict=True) if k is None], partition)))
+            for record, batches in zip(records, kept, strict=True):
+                if batches is None:
+                    yield from self._decode(record, partition, next(fetched))
+                else:
+                    yield from batches
 
     async def _fetch_all(self, records: list[dict], partition: int) -> list[bytes]:
         return await asyncio.gather(*(self._fetch(r, partition) for r in records))

@@ -49,15 +49,15 @@ sent, so an upload adds at most this many parts to the memory its body holds."""
 
 
 async def upload(options: StoreOptions, path: S3Path, body: bytes | Sequence[bytes],
-                 part_size: int) -> ObjectInfo:
+                 part_size: int, multipart_over: int | None = None) -> ObjectInfo:
     """Write ``body`` (bytes, or pieces that lie back to back) as one object: one PUT up to
-    ``part_size``, else a multipart upload of ``part_size`` parts sent in parallel, aborted
-    (its parts freed) if anything fails."""
+    ``multipart_over`` (default ``part_size``) bytes, else a multipart upload of ``part_size``
+    parts sent in parallel, aborted (its parts freed) if anything fails."""
     pieces = [body] if isinstance(body, bytes | bytearray | memoryview) else list(body)
     starts = list(itertools.accumulate((len(p) for p in pieces), initial=0))
     size = starts[-1]
     store = shared_store(options)
-    if size <= part_size:
+    if size <= (part_size if multipart_over is None else multipart_over):
         info = await store.put(path, b"".join(pieces))
         assert info is not None  # an unconditional put always creates
         return info

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from checkpoint.codec import checksum
+from checkpoint.copies import LocalCopies
 from checkpoint.errors import (
     CorruptManifestError,
     IncompatibleQueryError,
@@ -33,7 +34,7 @@ from checkpoint.errors import (
     InvalidQueryRootError,
     QueryNotFoundError,
 )
-from checkpoint.exchange import ObjectStoreExchange
+from checkpoint.exchange import ObjectStoreExchange, read_commit_records
 from checkpoint.layout import QueryRoot, classify, new_attempt
 from checkpoint.objects import (
     bounded,
@@ -97,19 +98,33 @@ class QueryResult:
 
 
 class QueryExchanges(ExchangeFactory):
-    """Every stage's output in the store under the query root (subqueries nested in it)."""
+    """Every stage's output in the store under the query root (subqueries nested in it).
+
+    The commit records of all stages are read once, when the first exchange is made (one
+    listing and the records in parallel, :func:`read_commit_records`), not stage by stage; a
+    query this run created has none (``fresh``) and reads nothing. The exchanges of the run
+    (subqueries' too) share one :class:`~checkpoint.copies.LocalCopies` of
+    ``options.local_copies`` bytes: a consumer in this process reads what this process
+    committed without a GET.
+    """
 
     def __init__(self, root: QueryRoot, store: StoreOptions, options: CheckpointOptions, *,
-                 fresh: bool = False) -> None:
+                 fresh: bool = False, copies: LocalCopies | None = None) -> None:
         self.root, self.store, self.options, self.fresh = root, store, options, fresh
+        self._committed: dict[int, dict[int, dict | str]] | None = {} if fresh else None
+        self.copies = copies if copies is not None else LocalCopies(options.local_copies)
 
     def exchange(self, stage: int, num_partitions: int, name: str) -> Exchange:
+        if self._committed is None:
+            self._committed = run(read_commit_records(self.store, self.root))
         return ObjectStoreExchange(self.root, stage, num_partitions, store=self.store,
-                                   options=self.options, name=name, fresh=self.fresh)
+                                   options=self.options, name=name,
+                                   listed=dict(self._committed.get(stage, {})),
+                                   copies=self.copies)
 
     def subquery(self, plan: rel.Relation) -> ExchangeFactory:
         return QueryExchanges(self.root.subquery(serde.fingerprint(plan)), self.store,
-                              self.options, fresh=self.fresh)
+                              self.options, fresh=self.fresh, copies=self.copies)
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -159,13 +174,13 @@ def _snapshot_local(path: str) -> list[dict[str, Any]]:
 
 def snapshot_inputs(plan: rel.Relation, store: StoreOptions) -> tuple[dict[str, Any], ...]:
     """Size and ETag (local files: mtime) of every object the plan reads, now."""
+    uris = [u for table in input_tables(plan) for u in table.split(",") if u]
+    remote = [u for u in uris if u.startswith(("s3://", "s3a://", "s3n://"))]
+    listed = dict(zip(remote, run(bounded(_snapshot_s3(u, store) for u in remote)),
+                      strict=True))  # all tables at once: one round trip, not one per table
     out: list[dict[str, Any]] = []
-    for table in input_tables(plan):
-        for uri in (u for u in table.split(",") if u):
-            if uri.startswith(("s3://", "s3a://", "s3n://")):
-                out += run(_snapshot_s3(uri, store))
-            else:
-                out += _snapshot_local(uri)
+    for uri in uris:
+        out += listed[uri] if uri in listed else _snapshot_local(uri)
     return tuple(out)
 
 
@@ -274,18 +289,19 @@ def run_checkpointed(plan: rel.Relation, root_uri: str, ctx: ExecContext | None 
                     runner, on_task, fresh=True)
 
 
-def resume(query_uri: str, ctx: ExecContext | None = None, *, restart: bool = False,
+def resume(query_uri: str | Query, ctx: ExecContext | None = None, *, restart: bool = False,
            store: StoreOptions | None = None, options: CheckpointOptions | None = None,
            runner: Runner = "thread",
            on_task: Callable[[TaskEvent], None] | None = None) -> QueryResult:
-    """Finish the query at ``query_uri``: its committed tasks are not run again.
+    """Finish the query at ``query_uri`` (or the :class:`Query` :func:`load_query` just
+    read, which saves reading ``plan.json`` again): its committed tasks are not run again.
 
     Raises :class:`InputsChangedError` if an input object changed since the query was
     created; with ``restart=True`` the query instead starts over on the current inputs.
     """
     store = store or StoreOptions()
     options = options or CheckpointOptions()
-    query = load_query(query_uri, store=store)
+    query = query_uri if isinstance(query_uri, Query) else load_query(query_uri, store=store)
     now = snapshot_inputs(query.plan, store)
     changes = changed_inputs(query, now)
     if changes and not restart:
@@ -343,7 +359,7 @@ def _write_result(query: Query, table: pa.Table, store: StoreOptions,
     path = query.root.result(new_attempt(0))
 
     async def write() -> None:
-        await upload(store, path, body, options.part_size)
+        await upload(store, path, body, options.part_size, options.multipart_over)
         manifest = {"format": QUERY_FORMAT, "fingerprint": query.fingerprint,
                     "object": path.key, "size": len(body), "sha256": checksum(body),
                     "rows": table.num_rows, "committed_at": time.time()}

@@ -70,8 +70,9 @@ def write_parquet(table: pa.Table, location: str, *, store: StoreOptions | None 
                                   uri=location)
         buf = io.BytesIO()
         pq.write_table(table, buf)
-        run(upload(store or StoreOptions(), path, buf.getvalue(),
-                   (options or CheckpointOptions()).part_size))
+        options = options or CheckpointOptions()
+        run(upload(store or StoreOptions(), path, buf.getvalue(), options.part_size,
+                   options.multipart_over))
         return
     if "://" in location:
         raise CheckpointError(f"output {location!r}: expected a local path or an s3:// URI",

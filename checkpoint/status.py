@@ -106,9 +106,14 @@ def stage_totals(query: Query) -> list[int]:
 async def _records(store: StoreOptions, paths: list) -> list[dict | None]:
     async def one(path) -> dict | None:
         try:
-            return await read_manifest(store, path)
+            record = await read_manifest(store, path)
         except CheckpointError:  # a corrupt record: counts as not committed
             return None
+        if record is None or not (isinstance(record.get("attempt"), str)
+                                  and isinstance(record.get("size"), int)
+                                  and isinstance(record.get("rows"), int)):
+            return None  # JSON, but not a commit record: counts as not committed too
+        return record
 
     return await bounded(one(p) for p in paths)
 
@@ -152,6 +157,19 @@ def query_status(query_uri: str, *, store: StoreOptions | None = None) -> QueryS
         objects=len(objects), stored_bytes=sum(i.size for i in objects),
         uncommitted_attempts=uncommitted,
         subquery_stages=len({(k.sub, k.stage) for k, _ in commits if k.sub}))
+
+
+def committed_count(query: Query, *, store: StoreOptions | None = None) -> int:
+    """Tasks of the query's own stages that have a commit record, from one listing of its
+    ``commits/`` (no record read, no data object listed): cheap enough to poll a running
+    query, and it never lists the objects being written. (moto's server computes an
+    object's ETag lazily, unlocked: a listing that meets an object as its PUT completes can
+    leave a wrong ETag cached, and later If-Match reads of it fail.)"""
+    totals = stage_totals(query)
+    listed = run(listing(store or StoreOptions(), query.root.path("commits/")))
+    keys = (classify(i.path.key[len(query.root.key):]) for i in listed)
+    return sum(1 for k in keys if k.kind == "commit" and not k.sub
+               and k.stage < len(totals) and k.task < totals[k.stage])
 
 
 def status_once_created(query_uri: str, *, store: StoreOptions | None = None

@@ -10,11 +10,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from checkpoint.exchange import ObjectStoreExchange
+from checkpoint.exchange import ObjectStoreExchange, read_commit_records
 from checkpoint.layout import QueryRoot
 from checkpoint.options import CheckpointOptions, MiB
 from executor.errors import ExchangeError, TaskOutputLostError
 from tests.conftest import TEST_BUCKET
+from wjio.options import StoreOptions
 from wjio.sync import run
 
 
@@ -114,7 +115,7 @@ def test_call_order_is_enforced(qroot):
 
 
 def test_large_output_is_a_multipart_upload(qroot, s3):
-    options = CheckpointOptions(part_size=5 * MiB, zstd_level=1)
+    options = CheckpointOptions(part_size=5 * MiB, multipart_over=5 * MiB)
     ex = ObjectStoreExchange(qroot, 0, 2, options=options)
     rng = np.random.default_rng(0)
     big = pa.record_batch({"x": pa.array(rng.random(1_600_000))})   # ~12 MiB, incompressible
@@ -165,3 +166,30 @@ def test_commit_whose_answer_was_lost_is_recognised(qroot):
     assert run(ex._commit(0, record))                    # its retry: 412, and it is ours
     assert not run(ex._commit(0, {**record, "attempt": "a1-0000abcd",
                                   "object": qroot.data(0, 0, "a1-0000abcd").key}))
+
+
+def test_commit_records_of_a_query_are_read_at_once(qroot, s3):
+    """read_commit_records: every stage's records (the store's listing is the reference),
+    an unreadable record as its reason; an exchange given them answers without the store."""
+    for stage, tasks in ((0, 3), (2, 1)):
+        ex = ObjectStoreExchange(qroot, stage, 2)
+        for t in range(tasks):
+            assert write(ex, t, 0, {0: batch(t)})
+    s3.put_object(Bucket=TEST_BUCKET, Key=qroot.commit(0, 1).key, Body=b"{not json")
+    s3.put_object(Bucket=TEST_BUCKET, Key=qroot.key + "commits/0/notes.txt", Body=b"x")
+    got = run(read_commit_records(StoreOptions(), qroot))
+    listed = [k for k in listing(s3, qroot.key + "commits/") if k.endswith(".json")]
+    assert sorted(qroot.commit(s, t).key for s in got for t in got[s]) == sorted(listed)
+    assert isinstance(got[0][1], str) and "not a readable manifest" in got[0][1]
+    assert got[2][0] == json.loads(s3.get_object(Bucket=TEST_BUCKET,
+                                                 Key=qroot.commit(2, 0).key)["Body"].read())
+    ex = ObjectStoreExchange(qroot, 0, 2, listed=got[0])
+    ex.no_more_sinks(3)
+    assert ex.committed_tasks() == {0, 1, 2}
+    with pytest.raises(TaskOutputLostError) as err:          # the unreadable record
+        ex.source()
+    assert (err.value.task, err.value.attempt) == (1, "unreadable-record")
+    ex.invalidate(1, "unreadable-record")                     # deletes it; task 1 reruns
+    assert ex.committed_tasks() == {0, 2} and write(ex, 1, 1, {0: batch(1)})
+    assert pa.Table.from_batches(list(ex.source().read(0))).column("task").to_pylist() == \
+        [0] * 100 + [1] * 100 + [2] * 100

@@ -62,7 +62,8 @@ def test_checkpointed_query_survives_store_faults(s3_table, root, proxy, faults)
 def test_upload_that_keeps_failing_is_aborted(prefix, proxy, s3):
     qroot = QueryRoot.create(f"s3://{TEST_BUCKET}/{prefix}ck/", "q-abort")
     ex = ObjectStoreExchange(qroot, 0, 1, store=_store(proxy, max_attempts=2),
-                             options=CheckpointOptions(part_size=5 * MiB))
+                             options=CheckpointOptions(part_size=5 * MiB,
+                                                       multipart_over=5 * MiB))
     sink = ex.create_sink(0, 0)
     sink.add(0, pa.record_batch({"x": pa.array(np.random.default_rng(1).random(1_400_000))}))
     proxy.set_faults(Faults(methods=("PUT",), slowdown_503=1.0))   # every part is refused

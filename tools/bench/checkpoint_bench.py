@@ -10,12 +10,16 @@ physical plan and the same inputs on the rig:
 
 - **in-memory**: ``run_parallel`` (stage outputs in memory);
 - **checkpointed**: ``run_checkpointed`` under a fresh query root (every stage's output
-  written to the store, committed with ``If-None-Match``, read back with ranged GETs);
+  written to the store, committed with ``If-None-Match``; the next stages read it from the
+  process's local copies of what it committed, or with ranged GETs);
 
-median of ``--runs`` after a warm-up of each. Then, per query, in fresh processes (``wj
-resume`` on a fresh root, as after a cluster loss): one uninterrupted run, and one killed
-(SIGKILL of the process group) once ``--kill-at`` of its tasks have committed and finished
-by ``wj resume`` -- the resume time is compared with the uninterrupted run's. Bytes and
+median of ``--runs`` after a warm-up of each, in wall time and in CPU time (this process
+plus the rig's server when it runs here: on a shared machine CPU time moves less with the
+other load than wall time does; the load average is recorded too). Then, per query, in
+fresh processes (``wj resume`` on a fresh root, as after a cluster loss): one uninterrupted
+run, and one killed (SIGKILL of the process group) once ``--kill-at`` of its tasks have
+committed and finished by ``wj resume`` -- the resume time is compared with the
+uninterrupted run's (a fresh process has no local copies: it reads the store). Bytes and
 objects written per query come from ``wj status``.
 
 Targets (issue 4): checkpointed total <= 1.15 x in-memory total; resume after a kill at
@@ -38,6 +42,17 @@ from pathlib import Path
 BUCKET = "wjio-ckbench"
 
 
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds used so far by this process and, when given, process ``pid``."""
+    t = os.times()
+    own = t.user + t.system
+    if pid is None:
+        return own
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return own + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _wj(*argv: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     p = subprocess.run([sys.executable, "-m", "spark_conf.entry", *argv],
                        capture_output=True, text=True, timeout=timeout)
@@ -46,9 +61,16 @@ def _wj(*argv: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     return p
 
 
-def _kill_and_resume(root: str, kill_at: float) -> dict:
-    from checkpoint.status import status_once_created
+def _kill_and_resume(query, kill_at: float) -> dict:
+    """Run ``wj resume`` on the fresh ``query``, SIGKILL it once ``kill_at`` of its tasks
+    committed, and time a second ``wj resume``. Progress is polled from the commit records'
+    listing alone (:func:`~checkpoint.status.committed_count`): a full ``wj status`` lists
+    the data objects as they are written, which trips moto's unlocked lazy ETag (a wrong
+    ETag cached for a committed object, whose read then fails and is recomputed)."""
+    from checkpoint.status import committed_count, stage_totals
 
+    root = query.root.uri
+    tasks = sum(stage_totals(query))
     child = subprocess.Popen([sys.executable, "-m", "spark_conf.entry", "resume", root,
                               "--format", "csv"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -56,10 +78,10 @@ def _kill_and_resume(root: str, kill_at: float) -> dict:
     t0 = time.perf_counter()
     at = None
     while child.poll() is None:
-        s = status_once_created(root)
-        if s is not None and s.tasks and s.committed >= kill_at * s.tasks:
+        committed = committed_count(query)
+        if committed >= kill_at * tasks:
             os.killpg(child.pid, signal.SIGKILL)
-            at = (s.committed, s.tasks, time.perf_counter() - t0)
+            at = (committed, tasks, time.perf_counter() - t0)
             break
         time.sleep(0.02)
     child.wait()
@@ -99,12 +121,15 @@ def main(argv: list[str] | None = None) -> int:
 
     queries = [int(q) for q in args.queries.split(",")]
     results: dict = {"scale": args.scale, "parts": args.parts, "runs": args.runs,
-                     "kill_at": args.kill_at, "queries": {}}
+                     "kill_at": args.kill_at, "load_before": os.getloadavg()[0],
+                     "queries": {}}
+    server = None
     with ExitStack() as stack:
         if not os.environ.get("AWS_ENDPOINT_URL"):
             r = stack.enter_context(rig.start(buckets=(BUCKET,)))
             os.environ.update(r.env())
             results["endpoint"] = r.kind
+            server = r.pid if os.path.exists(f"/proc/{r.pid}/stat") else None
         data = args.data_dir or Path(".wj/tpch") / f"sf{args.scale:g}-p{args.parts}"
         tpch.generate(data, args.scale, parts=args.parts, log=print)
         tpch.upload(data, os.environ["AWS_ENDPOINT_URL"], BUCKET, "tpch", log=lambda m: None)
@@ -115,16 +140,19 @@ def main(argv: list[str] | None = None) -> int:
             ctx = ExecContext(parallelism=2)
             plan = physical_plan(catalog.retarget(to_ir(spark, query_text(q))), ctx)
             times: dict[str, list[float]] = {"memory": [], "checkpoint": []}
+            cpu: dict[str, list[float]] = {"memory": [], "checkpoint": []}
             root = None
             for i in range(args.runs + 1):  # the first of each is a warm-up
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), _cpu_s(server)
                 expected = run_parallel(plan, ExecContext(parallelism=2))
                 if i:
                     times["memory"].append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
+                    cpu["memory"].append(_cpu_s(server) - c0)
+                t0, c0 = time.perf_counter(), _cpu_s(server)
                 got = run_checkpointed(plan, f"s3://{BUCKET}/ck/", ExecContext(parallelism=2))
                 if i:
                     times["checkpoint"].append(time.perf_counter() - t0)
+                    cpu["checkpoint"].append(_cpu_s(server) - c0)
                 if not got.table.equals(expected):
                     raise SystemExit(f"Q{q}: checkpointed result differs from in-memory")
                 root = got.root.uri
@@ -135,15 +163,17 @@ def main(argv: list[str] | None = None) -> int:
             _wj("resume", fresh, "--format", "csv")
             uninterrupted = time.perf_counter() - t0
             killed = _kill_and_resume(
-                create_query(plan, f"s3://{BUCKET}/ck/", options=options).root.uri,
-                args.kill_at)
+                create_query(plan, f"s3://{BUCKET}/ck/", options=options), args.kill_at)
             row = {
                 "memory_s": statistics.median(times["memory"]),
                 "checkpoint_s": statistics.median(times["checkpoint"]),
+                "memory_cpu_s": statistics.median(cpu["memory"]),
+                "checkpoint_cpu_s": statistics.median(cpu["checkpoint"]),
                 "objects_written": status.objects, "bytes_written": status.stored_bytes,
                 "tasks": status.tasks, "uninterrupted_process_s": uninterrupted, **killed,
             }
             row["overhead"] = row["checkpoint_s"] / row["memory_s"] - 1
+            row["cpu_overhead"] = row["checkpoint_cpu_s"] / row["memory_cpu_s"] - 1
             if killed.get("killed"):
                 row["resume_ratio"] = killed["resume_s"] / uninterrupted
             results["queries"][f"q{q:02d}"] = row
@@ -151,7 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     qs = results["queries"].values()
     mem, ck = sum(r["memory_s"] for r in qs), sum(r["checkpoint_s"] for r in qs)
     ratios = [r["resume_ratio"] for r in qs if "resume_ratio" in r]
+    mem_cpu = sum(r["memory_cpu_s"] for r in qs)
+    ck_cpu = sum(r["checkpoint_cpu_s"] for r in qs)
+    results["load_after"] = os.getloadavg()[0]
     results["total"] = {"memory_s": mem, "checkpoint_s": ck, "overhead": ck / mem - 1,
+                        "memory_cpu_s": mem_cpu, "checkpoint_cpu_s": ck_cpu,
+                        "cpu_overhead": ck_cpu / mem_cpu - 1,
                         "resume_ratio_median": statistics.median(ratios) if ratios else None,
                         "resume_ratio_max": max(ratios) if ratios else None}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -167,21 +202,26 @@ def _markdown(r: dict) -> str:
     lines = [f"# Checkpointed vs in-memory exchange, TPC-H SF {r['scale']:g} "
              f"({r['parts']} files/table, {r.get('endpoint', 'external endpoint')})", "",
              f"Median of {r['runs']} in-process runs after a warm-up; kill at "
-             f"{r['kill_at']:.0%} of tasks committed, then `wj resume` (fresh processes).", "",
-             "| query | in-memory s | checkpointed s | overhead | tasks | objects | MB written "
-             "| uninterrupted (process) s | killed at | resume s | resume / uninterrupted |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"{r['kill_at']:.0%} of tasks committed, then `wj resume` (fresh processes). "
+             f"CPU: this process plus the store's server. Load average (1 min) "
+             f"{r['load_before']:.1f} before, {r['load_after']:.1f} after.", "",
+             "| query | in-memory s | checkpointed s | overhead | CPU overhead | tasks | "
+             "objects | MB written | uninterrupted (process) s | killed at | resume s | "
+             "resume / uninterrupted |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for q, x in r["queries"].items():
         kill = f"{x['committed']}/{x['tasks']}" if x.get("killed") else "finished first"
         res = f"{x['resume_s']:.2f}" if x.get("killed") else "-"
         ratio = f"{x['resume_ratio']:.0%}" if "resume_ratio" in x else "-"
         lines.append(f"| {q} | {x['memory_s']:.2f} | {x['checkpoint_s']:.2f} | "
-                     f"{x['overhead']:+.0%} | {x['tasks']} | {x['objects_written']} | "
+                     f"{x['overhead']:+.0%} | {x['cpu_overhead']:+.0%} | {x['tasks']} | "
+                     f"{x['objects_written']} | "
                      f"{x['bytes_written'] / 1e6:.1f} | {x['uninterrupted_process_s']:.2f} | "
                      f"{kill} | {res} | {ratio} |")
     t = r["total"]
     lines += ["", f"Total: in-memory {t['memory_s']:.2f} s, checkpointed {t['checkpoint_s']:.2f} s "
-              f"(overhead {t['overhead']:+.1%}; target <= +15%). Resume after kill / "
+              f"(overhead {t['overhead']:+.1%}; target <= +15%); CPU {t['memory_cpu_s']:.2f} s "
+              f"vs {t['checkpoint_cpu_s']:.2f} s ({t['cpu_overhead']:+.1%}). Resume after kill / "
               f"uninterrupted: median {t['resume_ratio_median'] or 0:.0%}, max "
               f"{t['resume_ratio_max'] or 0:.0%} (target <= 40%).", ""]
     return "\n".join(lines)
