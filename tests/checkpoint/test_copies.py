@@ -56,7 +56,8 @@ def test_consumer_reads_committed_output_from_local_copies(qroot, s3):
     other.no_more_sinks(3)
     with pytest.raises(TaskOutputLostError) as err:
         list(other.source().read(0))
-    assert (err.value.stage, err.value.task) == (0, 0)
+    # producers are read in parallel: whichever lost output is found first is named
+    assert err.value.stage == 0 and err.value.task in records
 
 
 def test_only_the_committed_attempt_is_kept(qroot, s3):
