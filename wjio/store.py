@@ -245,19 +245,7 @@ class S3Store:
         stats: ScanStats | None = None,
     ) -> bytes:
         """Bytes ``[start, end)`` of the object; with ``etag``, fail if it was replaced."""
-        want = end - start
-        if want <= 0:
-            return b""
-
-        async def attempt(client) -> bytes:
-            _, data = await self._ranged_get(
-                client, path, f"bytes={start}-{end - 1}", etag, stats
-            )
-            if len(data) != want:
-                raise ShortReadError(f"got {len(data)} of {want} bytes")
-            return data
-
-        return await self._call("GET", path, attempt, stats)
+        return b"".join(await self.get_range_parts(path, start, end, etag=etag, stats=stats))
 
     async def get_range_parts(
         self,
