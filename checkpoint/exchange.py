@@ -197,14 +197,20 @@ class ObjectStoreExchange(Exchange):
             await delete(self.store, self.root.commit(self.stage, task))
 
 
+async def commit_keys(store: StoreOptions, root: QueryRoot) -> list[tuple[int, int, S3Path]]:
+    """``(stage, task, path)`` of every commit record of the query at ``root`` (not of its
+    subqueries), from one listing of ``commits/`` (no record read)."""
+    listed = await listing(store, root.path("commits/"))
+    return [(k.stage, k.task, i.path) for i in listed
+            if (k := classify(i.path.key[len(root.key):])).kind == "commit" and not k.sub]
+
+
 async def read_commit_records(store: StoreOptions, root: QueryRoot
                               ) -> dict[int, dict[int, dict | str]]:
     """Every commit record of the query at ``root`` (not of its subqueries), by stage and
     task: one listing of ``commits/``, then the records read in parallel. A record that does
     not decode is the reason, as a string (its stage's reader treats the task as lost)."""
-    listed = await listing(store, root.path("commits/"))
-    keys = [(k.stage, k.task, i.path) for i in listed
-            if (k := classify(i.path.key[len(root.key):])).kind == "commit" and not k.sub]
+    keys = await commit_keys(store, root)
 
     async def one(path: S3Path) -> dict | str | None:
         try:

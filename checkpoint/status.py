@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from checkpoint.errors import CheckpointError, QueryNotFoundError
+from checkpoint.exchange import commit_keys
 from checkpoint.layout import checkpoint_root, classify
 from checkpoint.objects import bounded, listing, read_manifest
 from checkpoint.query import Query, load_query
@@ -166,10 +167,8 @@ def committed_count(query: Query, *, store: StoreOptions | None = None) -> int:
     object's ETag lazily, unlocked: a listing that meets an object as its PUT completes can
     leave a wrong ETag cached, and later If-Match reads of it fail.)"""
     totals = stage_totals(query)
-    listed = run(listing(store or StoreOptions(), query.root.path("commits/")))
-    keys = (classify(i.path.key[len(query.root.key):]) for i in listed)
-    return sum(1 for k in keys if k.kind == "commit" and not k.sub
-               and k.stage < len(totals) and k.task < totals[k.stage])
+    keys = run(commit_keys(store or StoreOptions(), query.root))
+    return sum(1 for stage, task, _ in keys if stage < len(totals) and task < totals[stage])
 
 
 def status_once_created(query_uri: str, *, store: StoreOptions | None = None
