@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from executor.errors import ExecutorError
-from executor.ir.node import Node
+from executor.ir.node import transform_up
 from executor.ir.relations import Relation, Scan
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -144,16 +144,8 @@ def _write_stub(directory: Path, uri: str, store) -> str:
 
 
 def _retarget(node, stubs: dict[str, str]):
-    if isinstance(node, tuple):
-        items = tuple(_retarget(v, stubs) for v in node)
-        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
-    if not isinstance(node, Node):
-        return node
-    if isinstance(node, Scan) and node.table in stubs:
-        node = node.replace(table=stubs[node.table])
-    fields = node.field_values()
-    changes = {k: new for k, v in fields.items() if (new := _retarget(v, stubs)) is not v}
-    return node.replace(**changes) if changes else node
+    return transform_up(node, lambda n: n.replace(table=stubs[n.table])
+                        if isinstance(n, Scan) and n.table in stubs else n)
 
 
 def _first_line(err: Exception) -> str:

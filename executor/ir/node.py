@@ -9,6 +9,7 @@ node cannot exist. Every concrete subclass registers itself by class name for :m
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from enum import Enum
 from typing import Any, ClassVar, TypeVar
 
@@ -65,6 +66,20 @@ class Node:
 
     def field_values(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+def transform_up(value: Any, fn: Callable[[Node], Node]) -> Any:
+    """``value`` (a node, a tuple of field values, or any other field value) with ``fn``
+    applied to every node in it, children first. What ``fn`` leaves as it is stays the same
+    object, and so does every node above it that nothing below changed."""
+    if isinstance(value, tuple):
+        items = tuple(transform_up(v, fn) for v in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if not isinstance(value, Node):
+        return value
+    changes = {k: new for k, v in value.field_values().items()
+               if (new := transform_up(v, fn)) is not v}
+    return fn(value.replace(**changes) if changes else value)
 
 
 def _deep_tuple(value: Any) -> Any:

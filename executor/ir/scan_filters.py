@@ -16,29 +16,15 @@ from typing import Any
 from executor.ir import relations as rel
 from executor.ir.expressions import Alias, ColumnRef, Expr
 from executor.ir.logic import And
-from executor.ir.node import Node
+from executor.ir.node import transform_up
 
 
 def push_filters_into_scans(plan: rel.Relation) -> rel.Relation:
     """``plan`` with every filter directly over a scan (through a renaming ``Project``) merged
     into that scan, subquery plans included; other nodes are kept (same objects)."""
-    out = _rewrite(plan)
+    out = transform_up(plan, lambda n: _merged(n) or n if isinstance(n, rel.Filter) else n)
     assert isinstance(out, rel.Relation)
     return out
-
-
-def _rewrite(node: Any) -> Any:
-    if isinstance(node, tuple):
-        items = tuple(_rewrite(v) for v in node)
-        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
-    if not isinstance(node, Node):
-        return node
-    fields = node.field_values()
-    changes = {k: new for k, v in fields.items() if (new := _rewrite(v)) is not v}
-    node = node.replace(**changes) if changes else node
-    if isinstance(node, rel.Filter):
-        return _merged(node) or node
-    return node
 
 
 def _merged(node: rel.Filter) -> rel.Relation | None:
