@@ -53,13 +53,16 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 def ipc_options(codec: str = DEFAULT_CODEC, level: int = ZSTD_LEVEL
                 ) -> pa.ipc.IpcWriteOptions:
     """Arrow IPC write options compressing with ``codec`` (one of :data:`CODECS`; ``level``
-    applies to zstd)."""
+    applies to zstd) on the writing thread: task outputs are encoded on the encode pool
+    (:mod:`checkpoint.encoder`), one thread per sink, and Arrow's own pool on top of it cost
+    ~20% more CPU for the same bytes (q05's 298 MB: 0.60 vs 0.50 s)."""
     if codec == "zstd":
-        return pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=level))
+        return pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=level),
+                                      use_threads=False)
     if codec == "lz4":
-        return pa.ipc.IpcWriteOptions(compression="lz4")
+        return pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
     if codec == "none":
-        return pa.ipc.IpcWriteOptions()
+        return pa.ipc.IpcWriteOptions(use_threads=False)
     raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
 
 

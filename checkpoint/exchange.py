@@ -16,23 +16,28 @@ corrupt raises :class:`~executor.errors.TaskOutputLostError` naming the producer
 stage runner recomputes. A resumed run reads every stage's commit records at once
 (:func:`read_commit_records`). The exchange pickles (names, options and the commit records
 it has read; not the local copies), so worker processes use it directly.
+
+With a :class:`~checkpoint.committer.Committer` (the thread runner's exchanges), ``finish``
+hands the upload and the commit to it and returns: until the commit lands, a consumer in
+this process reads the attempt's batches from memory (the committer creates the consumer's
+own commit only after it, and fails the query if it fails); an attempt whose batches were
+not kept is waited for and read from the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pyarrow as pa
 
-from checkpoint.codec import (
-    PartitionWriter,
-    checksum,
-    decode_partition,
-    ipc_options,
-)
+from checkpoint.codec import checksum, decode_partition, ipc_options
+from checkpoint.committer import Committer
 from checkpoint.copies import LocalCopies
+from checkpoint.encoder import Encoder
 from checkpoint.errors import CheckpointError, CorruptManifestError
 from checkpoint.layout import QueryRoot, check_attempt, classify, new_attempt
 from checkpoint.objects import bounded, create_manifest, delete, listing, read_manifest, upload
@@ -42,7 +47,7 @@ from executor.exchange import Exchange, ExchangeSink, ExchangeSource
 from wjio import errors as store_errors
 from wjio.options import StoreOptions
 from wjio.ranges import ByteRange, split
-from wjio.store import shared_store
+from wjio.store import ObjectInfo, shared_store
 from wjio.sync import run
 from wjio.uri import S3Path
 
@@ -59,12 +64,18 @@ class ObjectStoreExchange(Exchange):
     def __init__(self, root: QueryRoot, stage: int, num_partitions: int, *,
                  store: StoreOptions | None = None, options: CheckpointOptions | None = None,
                  name: str | None = None, listed: dict[int, dict | str] | None = None,
-                 copies: LocalCopies | None = None) -> None:
+                 copies: LocalCopies | None = None, committer: Committer | None = None
+                 ) -> None:
         self.root, self.stage, self.num_partitions = root, stage, num_partitions
         self._copies = copies
         """Where this process's sinks keep what they committed and its sources look first
         (:class:`~checkpoint.copies.LocalCopies`); not pickled: a worker process reads the
         store."""
+        self._committer = committer
+        """Where this process's sinks hand their upload and commit (None: ``finish``
+        uploads and commits itself); not pickled: a worker process commits itself."""
+        self._pending: dict[int, _Pending] = {}
+        """Attempts of this process's sinks handed to the committer and not committed yet."""
         self._listed = listed
         """The commit records of this stage when the run started (``{}`` for a query this run
         created), from one read of the whole query (:func:`read_commit_records`); a record
@@ -84,7 +95,7 @@ class ObjectStoreExchange(Exchange):
         and pickled with the exchange, so worker processes do not read them again."""
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_copies": None}
+        return {**self.__dict__, "_copies": None, "_committer": None, "_pending": {}}
 
     def create_sink(self, task: int, attempt: int) -> ExchangeSink:
         return _ObjectSink(self, task, new_attempt(attempt))
@@ -93,9 +104,10 @@ class ObjectStoreExchange(Exchange):
         self._num_tasks = num_tasks
 
     def committed_tasks(self) -> set[int]:
+        pending = set(self._pending)
         if self._listed is not None:
-            return set(self._listed) | set(self._mine) | set(self._records or {})
-        return run(self._committed_tasks())
+            return set(self._listed) | set(self._mine) | set(self._records or {}) | pending
+        return run(self._committed_tasks()) | pending
 
     def is_complete(self) -> bool:
         return self._num_tasks is not None and set(range(self._num_tasks)) <= \
@@ -105,16 +117,29 @@ class ObjectStoreExchange(Exchange):
         if self._num_tasks is None:
             raise ExchangeError(f"{self.root} {self.name}: read before no_more_sinks")
         want = set(range(self._num_tasks))
+        pending = self._wait_unkept()
         known = {**self._checked_listed(want), **(self._records or {}), **self._mine}
-        if want - set(known):
+        if want - set(known) - set(pending):
             known = run(self._load_commits())
         self._records = known
-        records = self._records
+        records = {**known, **pending}
         missing = sorted(want - set(records))
         if missing:
             raise ExchangeError(f"{self.root} {self.name}: read before every producer task "
                                 f"committed (tasks {missing[:10]} have no commit record)")
         return _ObjectSource(self, [records[t] for t in range(self._num_tasks)])
+
+    def _wait_unkept(self) -> dict[int, _Pending]:
+        """The attempts still in the committer whose batches are kept (readable from
+        memory); the others are waited for (committed, or their failure raised)."""
+        if self._committer is None:
+            return {}
+        self._committer.check()
+        unkept = [p.job for p in list(self._pending.values()) if p.batches is None]
+        if unkept:
+            cf.wait(unkept)
+            self._committer.check()
+        return {t: p for t, p in list(self._pending.items()) if p.batches is not None}
 
     def invalidate(self, task: int, attempt: str) -> None:
         run(self._invalidate(task, attempt))
@@ -123,6 +148,7 @@ class ObjectStoreExchange(Exchange):
             self._listed.pop(task, None)
         if self._mine.get(task, {}).get("attempt") == attempt:
             del self._mine[task]
+        self._pending.pop(task, None)
 
     def _checked_listed(self, tasks: set[int]) -> dict[int, dict]:
         """The listed records of ``tasks``, checked; an unreadable one is a lost output."""
@@ -229,7 +255,8 @@ async def read_commit_records(store: StoreOptions, root: QueryRoot
 class _ObjectSink(ExchangeSink):
     def __init__(self, exchange: ObjectStoreExchange, task: int, attempt: str) -> None:
         self.exchange, self.task, self.attempt = exchange, task, attempt
-        self.writers: dict[int, PartitionWriter] = {}
+        o = exchange.options
+        self.encoder = Encoder(ipc_options(o.codec, o.zstd_level), o.encode_ahead)
         self.kept: dict[int, list[pa.RecordBatch]] | None = \
             {} if exchange._copies is not None and exchange._copies.budget else None
         """The batches added, for the local copies once committed (None: none kept)."""
@@ -243,11 +270,7 @@ class _ObjectSink(ExchangeSink):
         if not 0 <= partition < self.exchange.num_partitions:
             raise ExchangeError(f"{self.path}: partition {partition} out of range "
                                 f"0..{self.exchange.num_partitions - 1}")
-        writer = self.writers.get(partition)
-        if writer is None:
-            o = self.exchange.options
-            writer = self.writers[partition] = PartitionWriter(ipc_options(o.codec, o.zstd_level))
-        writer.write(batch)
+        self.encoder.add(partition, batch)
         if self.kept is not None:
             self.kept_size += batch.nbytes
             if self.kept_size > self.exchange._copies.budget:
@@ -260,21 +283,34 @@ class _ObjectSink(ExchangeSink):
             raise ExchangeError(f"{self.path}: finish after {self.state}")
         self.state = "finishing"
         ex = self.exchange
+        try:
+            writers = self.encoder.close()
+        except BaseException:
+            self.state = "failed"
+            raise
         segments, index, offset = [], [], 0
         for p in range(ex.num_partitions):
-            w = self.writers.pop(p, None)
+            w = writers.pop(p, None)
             data = w.close() if w is not None else b""
             index.append([offset, len(data), w.rows if w is not None else 0, checksum(data)])
             segments.append(data)
             offset += len(data)
 
-        async def upload_and_commit() -> tuple[dict, bool]:
-            info = await upload(ex.store, self.path, segments, ex.options.part_size,
+        def record_of(info: ObjectInfo) -> dict:
+            return {"format": COMMIT_FORMAT, "stage": ex.stage, "task": self.task,
+                    "attempt": self.attempt, "object": self.path.key, "size": offset,
+                    "etag": info.etag, "partitions": index,
+                    "rows": sum(e[2] for e in index), "committed_at": time.time()}
+
+        async def put() -> ObjectInfo:
+            return await upload(ex.store, self.path, segments, ex.options.part_size,
                                 ex.options.multipart_over)
-            record = {"format": COMMIT_FORMAT, "stage": ex.stage, "task": self.task,
-                      "attempt": self.attempt, "object": self.path.key, "size": offset,
-                      "etag": info.etag, "partitions": index,
-                      "rows": sum(e[2] for e in index), "committed_at": time.time()}
+
+        if ex._committer is not None:
+            return self._hand_over(offset, put, record_of)
+
+        async def upload_and_commit() -> tuple[dict, bool]:
+            record = record_of(await put())
             return record, await ex._commit(self.task, record)
 
         try:
@@ -296,10 +332,47 @@ class _ObjectSink(ExchangeSink):
         self.state = "finished"
         return True
 
+    def _hand_over(self, size: int, put, record_of) -> bool:
+        """Finish through the committer: upload ``size`` encoded bytes and commit them in the
+        background; True."""
+        ex = self.exchange
+        kept = None if self.kept is None else \
+            [self.kept.get(p, []) for p in range(ex.num_partitions)]
+        size += 0 if kept is None else self.kept_size   # held until committed, too
+        self.kept = None
+
+        async def commit(info: ObjectInfo) -> None:
+            record = record_of(info)
+            if not await ex._commit(self.task, record):
+                raise ExchangeError(
+                    f"{self.path}: another run committed {ex.root} {ex.name} task "
+                    f"{self.task} first, while this run's next tasks read this attempt's "
+                    f"output from memory; nothing more of this run is committed (wj resume "
+                    f"finishes the query from the committed outputs)")
+            ex._mine[self.task] = record
+            if kept is not None:
+                ex._copies.put(record["object"], record["etag"], kept)
+            ex._pending.pop(self.task, None)
+
+        async def discard() -> None:
+            ex._pending.pop(self.task, None)
+            await delete(ex.store, self.path)
+
+        try:
+            job = ex._committer.submit(size, put, commit, discard)
+        except BaseException:
+            self.state = "failed"
+            raise
+        ex._pending[self.task] = _Pending(self.attempt, kept, job)
+        if job.done() and job.exception() is None:  # committed already: nothing pending
+            ex._pending.pop(self.task, None)
+        self.state = "finished"
+        return True
+
     def abort(self) -> None:
         if self.state == "open":
             self.state = "aborted"
-            self.writers.clear()
+            self.encoder.cancel()
 
     def _discard(self) -> None:
         """Best effort: an uncommitted attempt's object is garbage either way (gc finds it)."""
@@ -309,8 +382,18 @@ class _ObjectSink(ExchangeSink):
             pass
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """An attempt of this process handed to the committer: its partitions' batches (None
+    if not kept) and the job uploading and committing it."""
+
+    attempt: str
+    batches: list[list[pa.RecordBatch]] | None
+    job: cf.Future
+
+
 class _ObjectSource(ExchangeSource):
-    def __init__(self, exchange: ObjectStoreExchange, records: list[dict]) -> None:
+    def __init__(self, exchange: ObjectStoreExchange, records: list[dict | _Pending]) -> None:
         self.exchange, self.records = exchange, records
 
     def read(self, partition: int) -> Iterator[pa.RecordBatch]:
@@ -321,7 +404,8 @@ class _ObjectSource(ExchangeSource):
         copies = self.exchange._copies
         for start in range(0, len(self.records), window):
             records = self.records[start:start + window]
-            kept = [None if copies is None else copies.get(r["object"], r["etag"], partition)
+            kept = [r.batches[partition] if isinstance(r, _Pending) else
+                    None if copies is None else copies.get(r["object"], r["etag"], partition)
                     for r in records]
             fetched = iter(run(self._fetch_all(
                 [r for r, k in zip(records, kept, strict=True) if k is None], partition)))

@@ -38,6 +38,14 @@ class CheckpointOptions:
     instead of a GET and a decode). The in-memory exchange would hold all of it; this bounds
     it (the largest SF1 TPC-H exchange, q05's, is ~300 MB). 0 turns it off: every read goes
     to the store."""
+    encode_ahead: int = 64 * MiB
+    """Bytes of Arrow data a task may have added but not yet encoded: its batches compress
+    on the encode pool while it computes on (:mod:`checkpoint.encoder`); beyond this, ``add``
+    waits."""
+    upload_ahead: int = 256 * MiB
+    """Bytes of finished task outputs not yet committed that a run on threads may hold
+    (:mod:`checkpoint.committer`): their encoded bytes and the batches its next tasks read
+    from memory meanwhile. Beyond this, ``finish`` waits."""
     read_tasks_at_once: int = 32
     """Producers whose partition is fetched at once; bounds a consumer's read buffers."""
 

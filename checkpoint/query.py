@@ -9,12 +9,19 @@ and the query runs from scratch against the new inputs), runs only the tasks wit
 commit, and returns the result. Two resumes of one query at once are safe: each task and the
 result commit exactly once (``If-None-Match``), and both return the same answer.
 
+A run that created its query, on threads, uploads and commits each finished task in the
+background while the next tasks compute (:mod:`checkpoint.committer`): its ``commit`` task
+events then mean "handed to the committer", and the result is written only after every
+commit landed. Resumes commit each task before it counts as done, so concurrent resumes stay
+safe (a resume that loses a task's race discards its attempt and reads the winner's).
+
 Nothing from the store options is written: credentials, endpoints and encryption settings
 come from whoever runs or resumes the query.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import time
@@ -26,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from checkpoint.codec import checksum
+from checkpoint.committer import Committer
 from checkpoint.copies import LocalCopies
 from checkpoint.errors import (
     CorruptManifestError,
@@ -105,14 +113,23 @@ class QueryExchanges(ExchangeFactory):
     query this run created has none (``fresh``) and reads nothing. The exchanges of the run
     (subqueries' too) share one :class:`~checkpoint.copies.LocalCopies` of
     ``options.local_copies`` bytes: a consumer in this process reads what this process
-    committed without a GET.
+    committed without a GET. With ``background`` (tasks on this process's threads) they also
+    share one :class:`~checkpoint.committer.Committer`: sinks upload and commit in the
+    background, and :meth:`drain` waits for it (the query's result is written after).
     """
 
     def __init__(self, root: QueryRoot, store: StoreOptions, options: CheckpointOptions, *,
-                 fresh: bool = False, copies: LocalCopies | None = None) -> None:
+                 fresh: bool = False, copies: LocalCopies | None = None,
+                 background: bool = False, committer: Committer | None = None,
+                 committed: dict[int, dict[int, dict | str]] | None = None) -> None:
         self.root, self.store, self.options, self.fresh = root, store, options, fresh
-        self._committed: dict[int, dict[int, dict | str]] | None = {} if fresh else None
+        self._committed: dict[int, dict[int, dict | str]] | None = \
+            {} if fresh else committed
+        """Commit records by stage and task (:func:`read_commit_records`), read when the
+        first exchange is made unless given."""
         self.copies = copies if copies is not None else LocalCopies(options.local_copies)
+        self.committer = committer if committer is not None else \
+            Committer(options.upload_ahead) if background else None
 
     def exchange(self, stage: int, num_partitions: int, name: str) -> Exchange:
         if self._committed is None:
@@ -120,11 +137,18 @@ class QueryExchanges(ExchangeFactory):
         return ObjectStoreExchange(self.root, stage, num_partitions, store=self.store,
                                    options=self.options, name=name,
                                    listed=dict(self._committed.get(stage, {})),
-                                   copies=self.copies)
+                                   copies=self.copies, committer=self.committer)
 
     def subquery(self, plan: rel.Relation) -> ExchangeFactory:
         return QueryExchanges(self.root.subquery(serde.fingerprint(plan)), self.store,
-                              self.options, fresh=self.fresh, copies=self.copies)
+                              self.options, fresh=self.fresh, copies=self.copies,
+                              committer=self.committer)
+
+    def drain(self, *, raise_error: bool = True) -> None:
+        """Wait until every output handed to the committer is committed (or failed: then
+        raise its error, unless ``raise_error`` is False)."""
+        if self.committer is not None:
+            self.committer.drain(raise_error=raise_error)
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -174,9 +198,13 @@ def _snapshot_local(path: str) -> list[dict[str, Any]]:
 
 def snapshot_inputs(plan: rel.Relation, store: StoreOptions) -> tuple[dict[str, Any], ...]:
     """Size and ETag (local files: mtime) of every object the plan reads, now."""
+    return run(_snapshot(plan, store))
+
+
+async def _snapshot(plan: rel.Relation, store: StoreOptions) -> tuple[dict[str, Any], ...]:
     uris = [u for table in input_tables(plan) for u in table.split(",") if u]
     remote = [u for u in uris if u.startswith(("s3://", "s3a://", "s3n://"))]
-    listed = dict(zip(remote, run(bounded(_snapshot_s3(u, store) for u in remote)),
+    listed = dict(zip(remote, await bounded(_snapshot_s3(u, store) for u in remote),
                       strict=True))  # all tables at once: one round trip, not one per table
     out: list[dict[str, Any]] = []
     for uri in uris:
@@ -302,7 +330,14 @@ def resume(query_uri: str | Query, ctx: ExecContext | None = None, *, restart: b
     store = store or StoreOptions()
     options = options or CheckpointOptions()
     query = query_uri if isinstance(query_uri, Query) else load_query(query_uri, store=store)
-    now = snapshot_inputs(query.plan, store)
+
+    async def survey() -> tuple[tuple[dict[str, Any], ...], dict | None, dict]:
+        # Independent reads, at once: the inputs now, the result's manifest, every commit.
+        return await asyncio.gather(
+            _snapshot(query.plan, store), read_manifest(store, query.root.result_manifest),
+            read_commit_records(store, query.root))
+
+    now, result_manifest, committed = run(survey())
     changes = changed_inputs(query, now)
     if changes and not restart:
         shown = "\n  ".join(changes[:20]) + ("\n  ..." if len(changes) > 20 else "")
@@ -313,12 +348,13 @@ def resume(query_uri: str | Query, ctx: ExecContext | None = None, *, restart: b
             f"on the current inputs.", uri=query.root.uri, changes=tuple(changes))
     if changes:
         query = _restart(query, now, store)
+        committed = {}
     else:
-        done = _read_result(query, store)
+        done = _read_result(query, store, result_manifest)
         if done is not None:
             return QueryResult(query.root, done, resumed=True)
     ctx = ctx or ExecContext(batch_size=query.options.get("batch_size", 64 * 1024))
-    return _execute(query, ctx, store, options, runner, on_task)
+    return _execute(query, ctx, store, options, runner, on_task, committed=committed)
 
 
 def _restart(query: Query, inputs: tuple[dict[str, Any], ...], store: StoreOptions) -> Query:
@@ -339,12 +375,21 @@ def _restart(query: Query, inputs: tuple[dict[str, Any], ...], store: StoreOptio
 
 def _execute(query: Query, ctx: ExecContext, store: StoreOptions, options: CheckpointOptions,
              runner: Runner, on_task: Callable[[TaskEvent], None] | None, *,
-             fresh: bool = False) -> QueryResult:
-    table = run_parallel(query.plan, ctx,
-                         runner=SparkRunner() if runner == "spark" else runner,
-                         scan_partitions=query.options.get("scan_partitions"),
-                         exchanges=QueryExchanges(query.root, store, options, fresh=fresh),
-                         on_task=on_task)
+             fresh: bool = False, committed: dict | None = None) -> QueryResult:
+    # Background commits only for a query this run created, on threads: a resume may race
+    # another resume of the query, and must then discard its attempt (and run on with the
+    # winner's output) rather than fail because its next tasks read its own from memory.
+    exchanges = QueryExchanges(query.root, store, options, fresh=fresh,
+                               background=fresh and runner == "thread", committed=committed)
+    try:
+        table = run_parallel(query.plan, ctx,
+                             runner=SparkRunner() if runner == "spark" else runner,
+                             scan_partitions=query.options.get("scan_partitions"),
+                             exchanges=exchanges, on_task=on_task)
+    except BaseException:
+        exchanges.drain(raise_error=False)
+        raise
+    exchanges.drain()
     _write_result(query, table, store, options)
     return QueryResult(query.root, table)
 
@@ -369,10 +414,9 @@ def _write_result(query: Query, table: pa.Table, store: StoreOptions,
     run(write())
 
 
-def _read_result(query: Query, store: StoreOptions) -> pa.Table | None:
-    """The committed result, None if there is none yet (or its object is lost: then the
-    manifest is dropped and the result is computed again)."""
-    manifest = run(read_manifest(store, query.root.result_manifest))
+def _read_result(query: Query, store: StoreOptions, manifest: dict | None) -> pa.Table | None:
+    """The committed result its ``manifest`` names, None if there is none yet (or its object
+    is lost: then the manifest is dropped and the result is computed again)."""
     if manifest is None:
         return None
     try:

@@ -109,13 +109,21 @@ def test_plan_manifest_holds_inputs_and_no_credentials(s3_table, root, s3):
 
 
 _KILLED_CHILD = """
-import os, sys
-from checkpoint import run_checkpointed
+import os, sys, time
+from checkpoint import QueryRoot, run_checkpointed
+from checkpoint.objects import read_manifest
 from executor.context import ExecContext
 from executor.ir import serde
+from wjio.options import StoreOptions
+from wjio.sync import run
 plan = serde.from_json(open(sys.argv[1]).read())
+record = QueryRoot.create(sys.argv[2], sys.argv[3]).commit(1, 1)
 def on_task(e):
     if (e.stage, e.task, e.kind) == (1, 1, "commit"):
+        # The commit is made in the background: die once its record is in the store.
+        deadline = time.monotonic() + 30
+        while run(read_manifest(StoreOptions(), record)) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         os._exit(9)   # the machine is gone: no cleanup, no finally blocks
 run_checkpointed(plan, sys.argv[2], ExecContext(parallelism=1), query_id=sys.argv[3],
                  scan_partitions=4, on_task=on_task, on_created=lambda r: print(r.uri, flush=True))

@@ -1,0 +1,111 @@
+"""Background encoding and commits: a sink's batches compress while its task computes on,
+and a run's finished attempts upload and commit on the IO loop while the next tasks run.
+The answers, the store's listing and the commit order are checked against the rig."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from checkpoint import run_checkpointed
+from checkpoint.committer import Committer
+from checkpoint.copies import LocalCopies
+from checkpoint.exchange import ObjectStoreExchange
+from checkpoint.layout import QueryRoot
+from checkpoint.options import CheckpointOptions
+from executor import run
+from executor.context import ExecContext
+from tests.checkpoint.conftest import aggregate_plan, sample, single_plan
+from tests.checkpoint.test_faults import _store
+from tests.checkpoint.test_query import Events, keys
+from tests.conftest import TEST_BUCKET
+from tools.proxy import Faults, ShapingProxy
+from wjio import errors
+
+
+@pytest.fixture
+def proxy(rig):
+    with ShapingProxy(upstream=rig.endpoint_url, seed=11) as p:
+        yield p
+
+
+@pytest.fixture
+def qroot(prefix) -> QueryRoot:
+    return QueryRoot.create(f"s3://{TEST_BUCKET}/{prefix}ck/", "q-bg")
+
+
+def batch(task: int, n: int, seed: int = 0) -> pa.RecordBatch:
+    rng = np.random.default_rng(seed + task)
+    return pa.record_batch({"task": pa.array([task] * n, pa.int64()),
+                            "x": pa.array(rng.random(n))})
+
+
+def records(s3, root: QueryRoot) -> dict[tuple[int, int], dict]:
+    out = {}
+    for key in keys(s3, root, "commits/"):
+        stage, task = key[len("commits/"):-len(".json")].split("/")
+        body = s3.get_object(Bucket=TEST_BUCKET, Key=root.key + key)["Body"].read()
+        out[(int(stage), int(task))] = json.loads(body)
+    return out
+
+
+def test_background_run_commits_every_task_producers_first(s3_table, root, s3):
+    t = s3_table("t", sample(2000))
+    events = Events()
+    result = run_checkpointed(aggregate_plan(t), root, ExecContext(parallelism=2),
+                              scan_partitions=4, on_task=events)
+    assert result.table.equals(run(single_plan(t)))
+    committed = records(s3, result.root)
+    assert set(committed) == set(events.tasks("commit")) == \
+        {(0, t) for t in range(4)} | {(1, t) for t in range(3)} | {(2, 0)}
+    # A consumer's commit is never created before the commits of the outputs it read.
+    for stage in (1, 2):
+        assert min(r["committed_at"] for (s, _), r in committed.items() if s == stage) >= \
+            max(r["committed_at"] for (s, _), r in committed.items() if s == stage - 1)
+    assert "result/result.json" in keys(s3, result.root)
+
+
+@pytest.mark.parametrize("local_copies", [64 << 20, 0], ids=["from-memory", "from-store"])
+def test_consumer_reads_attempts_still_in_the_committer(qroot, s3, local_copies):
+    opts = CheckpointOptions(local_copies=local_copies)
+    copies, committer = LocalCopies(opts.local_copies), Committer(opts.upload_ahead)
+    ex = ObjectStoreExchange(qroot, 0, 2, options=opts, copies=copies, committer=committer)
+    sent = {task: [batch(task, 50_000), batch(task, 20_000, seed=9)] for task in range(3)}
+    for task, batches in sent.items():
+        sink = ex.create_sink(task, 0)
+        for i, b in enumerate(batches):
+            sink.add(i % 2, b)
+        assert sink.finish()
+    ex.no_more_sinks(3)
+    assert ex.committed_tasks() == {0, 1, 2}
+    src = ex.source()   # kept batches: at once; otherwise after their commits
+    for p in range(2):
+        got = pa.Table.from_batches(list(src.read(p)))
+        assert got.equals(pa.Table.from_batches([sent[t][p] for t in range(3)]))
+    committer.drain()
+    assert ex._pending == {}
+    assert set(records(s3, qroot)) == {(0, 0), (0, 1), (0, 2)}
+
+
+def test_failed_background_upload_fails_the_query_and_commits_nothing(s3_table, root, proxy,
+                                                                       s3):
+    t = s3_table("t", sample())
+    created: list[QueryRoot] = []
+
+    def fault_after_plan(r: QueryRoot) -> None:
+        created.append(r)
+        # The first PUT after plan.json (the first task's output) is refused, with no retry.
+        proxy.set_faults(Faults(methods=("PUT",), slowdown_503=1.0, max_faults=1))
+
+    with pytest.raises(errors.WjioError):
+        run_checkpointed(aggregate_plan(t), root, ExecContext(parallelism=1),
+                         store=_store(proxy, max_attempts=1), scan_partitions=4,
+                         on_created=fault_after_plan)
+    assert sum(proxy.stats().faults_injected.values()) == 1
+    proxy.set_faults(Faults())
+    stored = keys(s3, created[0])
+    # Nothing committed, no result; later attempts that uploaded were deleted, not committed.
+    assert sorted(stored) == ["plan.json"], sorted(stored)
