@@ -140,7 +140,8 @@ def route(batch: pa.RecordBatch, out: rel.Exchange, seq: int) -> list[tuple[int,
     n = out.num_partitions
     if out.partitioning is P.HASH:
         ids = partition_ids([evaluate(k, batch) for k in out.keys], n)
-        order = np.argsort(ids, kind="stable")
+        small = ids.astype(np.uint16) if n <= 1 << 16 else ids  # stable sort: radix sort
+        order = np.argsort(small, kind="stable")
         counts = np.bincount(ids, minlength=n)
         taken = batch.take(pa.array(order))
         parts, start = [], 0

@@ -140,6 +140,23 @@ def test_hash_partitioning_is_deterministic_and_value_based():
     assert zeros[0] == zeros[1]
 
 
+def _splitmix(x: int) -> int:
+    x ^= x >> 30
+    x = x * 0xBF58476D1CE4E5B9 % 2**64
+    x ^= x >> 27
+    x = x * 0x94D049BB133111EB % 2**64
+    return x ^ (x >> 31)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 6, 8, 16])
+def test_hash_partition_of_a_bigint_key_is_fixed(n):
+    """Partitions are part of what a checkpointed query stored: the function must not drift.
+    One bigint key goes to splitmix64(splitmix64(value)) mod n, for every partition count."""
+    values = [0, 1, -1, 7, 2**62 + 5, -(2**63), 123456789]
+    expected = [_splitmix(_splitmix(v % 2**64)) % n for v in values]
+    assert list(partition_ids([pa.array(values, pa.int64())], n)) == expected
+
+
 def test_errors_cross_processes_unchanged():
     """Process tasks raise in a worker; the error the caller sees reads as raised."""
     import pickle
