@@ -103,6 +103,32 @@ def test_stage_cut_and_task_counts(plans):
     assert [task_count(s, 4) for s in stages] == [4, 3, 1]
 
 
+@pytest.mark.parametrize("runner", ["thread", "process"])
+def test_equal_exchanges_share_one_stage(plans, runner):
+    """A subquery repeated in a plan (TPC-H Q18 joins its "large orders" twice) is one stage,
+    read by both consumers; the answer is the same as computing it twice."""
+    t, _, _ = plans
+    k, v = col(t, "k"), col(t, "v")
+    aggs = (ir.Alias(ir.Sum(v), "sv"),)
+
+    def side():  # built twice: equal by value, distinct objects
+        partial = ir.Aggregate(t, (k,), aggs, "partial")
+        return ir.Aggregate(ir.Exchange(partial, "hash", (k,), 3), (k,), aggs, "final")
+
+    sv = ir.ColumnRef("sv", pa.decimal128(22, 2))
+    right = ir.Project(side(), (ir.Alias(k, "k2"), ir.Alias(sv, "sv2")))
+    join = ir.Join(side(), right, "inner", (k,), (ir.ColumnRef("k2", I64),))
+    plan = ir.Sort(ir.Exchange(join, "single"), (ir.SortKey(k),))
+    assert len(cut(plan)) == 3  # one shared aggregate stage, the join, the sort
+    single = ir.Sort(ir.Join(ir.Aggregate(t, (k,), aggs), ir.Project(
+        ir.Aggregate(t, (k,), aggs), right.exprs), "inner", (k,), join.right_keys),
+        (ir.SortKey(k),))
+    got = run_parallel(plan, runner=runner)
+    assert got.equals(run(single))
+    sums = {g["k"]: g["sv"] for g in expected_groups() if g["k"] is not None}
+    assert got.to_pylist() == [dict(k=x, sv=sums[x], k2=x, sv2=sums[x]) for x in sorted(sums)]
+
+
 def test_exchange_protocol():
     ex = InMemoryExchange(2)
     b = pa.record_batch({"x": [1]})
