@@ -267,6 +267,7 @@ def explain_text(spark, query: str, catalog, parallelism: int) -> str:
     ctx = ExecContext(parallelism=parallelism)
     physical = physical_plan(plan, ctx)
     lines = ["== native plan ==", explain(plan, schema=True), "",
+             f"== physical plan (parallelism {parallelism}) ==", explain(physical), "",
              f"== stages (parallelism {parallelism}) =="]
     for s in stage_summary(physical, parallelism):
         out = s["output"]
