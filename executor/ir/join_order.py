@@ -10,7 +10,11 @@ Exactness: inner joins over bags are associative and commutative, so
 ``(A JOIN B) JOIN D ON k(A) = k(D) AND c(A, D)`` has the rows of
 ``(A JOIN D ON k(A) = k(D) AND c(A, D)) JOIN B`` whenever the keys and the condition read only
 ``A`` and ``D``; projections on the way pass ``D``'s columns up, and a final projection puts
-the columns back in their original order. Only inner joins are moved or moved through.
+the columns back in their original order. Only inner joins move. They move through inner
+joins, and into the left input of semi and anti joins when their keys and condition read only
+that input: a semi/anti join keeps or drops each left row by the row's own columns, which
+joining ``D`` first does not change (TPC-H Q21: the Saudi suppliers meet lineitem before the
+"other supplier" semi and anti joins, not after them).
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from executor.ir.expressions import ColumnRef
 from executor.ir.logic import IsNotNull
 from executor.ir.node import transform_up
 
-INNER = rel.JoinType.INNER
+INNER, SEMI, ANTI = rel.JoinType.INNER, rel.JoinType.SEMI, rel.JoinType.ANTI
+ROUNDS = 4
+"""Passes over the plan: a join that moved can make the join above its new place a selective
+small side in turn (Q21: nation into supplier, then supplier with nation into lineitem)."""
 
 
 def push_small_joins(plan: rel.Relation, is_small: Callable[[str], bool]) -> rel.Relation:
@@ -37,9 +44,13 @@ def push_small_joins(plan: rel.Relation, is_small: Callable[[str], bool]) -> rel
             return _pushed(node, is_small) or node
         return node
 
-    out = transform_up(plan, visit)
-    assert isinstance(out, rel.Relation)
-    return out
+    for _ in range(ROUNDS):
+        out = transform_up(plan, visit)
+        assert isinstance(out, rel.Relation)
+        if out is plan:
+            break
+        plan = out
+    return plan
 
 
 def _pushed(join: rel.Join, is_small: Callable[[str], bool]) -> rel.Relation | None:
@@ -78,7 +89,13 @@ def _push(node: rel.Relation, needed: set[str], attach: Callable[[rel.Relation],
             return None
         extra = tuple(ColumnRef(f.name, f.dtype, f.nullable) for f in small.schema)
         return node.replace(child=inner, exprs=node.exprs + extra)
-    if not (isinstance(node, rel.Join) and node.how is INNER):
+    if not isinstance(node, rel.Join):
+        return None
+    if node.how in (SEMI, ANTI):  # they only drop rows of their left input, by its columns
+        if not needed <= set(node.left.schema.names):
+            return None
+        return node.replace(left=_push(node.left, needed, attach, small) or attach(node.left))
+    if node.how is not INNER:
         return None
     for side in ("left", "right"):
         child = getattr(node, side)

@@ -94,3 +94,19 @@ def test_joins_that_stay(star, case):
         condition = GreaterThan(col(other, "o_w"), col(fact, "f_v"))
     plan = _chain(fact, other, small, how, condition)
     assert push_small_joins(plan, is_small) == plan
+
+
+@pytest.mark.parametrize("how", ["semi", "anti"])
+def test_it_moves_into_the_left_input_of_semi_and_anti_joins(star, how):
+    """Q21's shape: (fact semi/anti other) join dim(filtered) on a fact column."""
+    fact, other, dim = star
+    few = other.replace(filter=GreaterThan(col(other, "o_w"), ir.Literal(150, I64)))
+    kept = ir.Join(fact, few, how, (col(fact, "f_other"),), (col(few, "o_id"),))
+    small = _dim_filtered(dim, "c")
+    plan = ir.Join(kept, small, "inner", (col(kept, "f_dim"),), (col(small, "d_id"),))
+    moved = push_small_joins(plan, lambda table: "dim" in table)
+    outer = next(j for j in _joins(moved) if j.how.value == how)
+    assert isinstance(outer.left, ir.Join) and outer.left.right == small
+    assert sorted_rows(run(moved)) == sorted_rows(run(plan))
+    ctx = ExecContext(parallelism=2)
+    assert sorted_rows(run_parallel(physical_plan(plan, ctx), ctx)) == sorted_rows(run(plan))
