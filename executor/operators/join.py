@@ -140,6 +140,10 @@ class HashJoinExec(Operator):
         left, lkeys = with_keys(left, self.node.left_keys, "__lk")
         right, rkeys = with_keys(right, self.node.right_keys, "__rk")
         if self.distinct is not None:
+            if len(rkeys) == 1 and 4 * left.num_rows < right.num_rows:
+                # only keys the left side has can match: aggregate just their rows
+                wanted = pc.unique(left.column(lkeys[0]).combine_chunks())
+                right = right.filter(pc.is_in(right.column(rkeys[0]), value_set=wanted))
             right = _extremes(right, rkeys, self.distinct[1])
         swap = _build_left(self.node.how, left.num_rows, right.num_rows)
         how = _ACERO_TYPES[self.node.how][swap]
