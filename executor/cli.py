@@ -245,9 +245,9 @@ def stage_summary(physical, scan_partitions: int) -> list[dict]:
             "stage": stage.index,
             "tasks": task_count(stage, scan_partitions),
             "scans": stage.has_scan,
-            "reads_exchanges": sorted(ids[id(e)] for e in stage.inputs),
+            "reads_exchanges": sorted(ids[e] for e in stage.inputs),
             "output": None if output is None else {
-                "exchange": ids[id(output)], "partitioning": output.partitioning.value,
+                "exchange": ids[output], "partitioning": output.partitioning.value,
                 "partitions": output.num_partitions},
         })
     return out
@@ -267,6 +267,7 @@ def explain_text(spark, query: str, catalog, parallelism: int) -> str:
     ctx = ExecContext(parallelism=parallelism)
     physical = physical_plan(plan, ctx)
     lines = ["== native plan ==", explain(plan, schema=True), "",
+             f"== physical plan (parallelism {parallelism}) ==", explain(physical), "",
              f"== stages (parallelism {parallelism}) =="]
     for s in stage_summary(physical, parallelism):
         out = s["output"]

@@ -30,6 +30,7 @@ import pyarrow as pa
 from executor.errors import UnsupportedError
 from executor.ir import relations as rel
 from executor.ir.expressions import Alias, ColumnRef, Expr, output_name
+from executor.ir.join_order import push_small_joins
 from executor.ir.subqueries import ScalarSubquery, substitute
 
 P = rel.Partitioning
@@ -269,13 +270,22 @@ def _names(keys: tuple[Expr, ...]) -> tuple[tuple[str, ...], ...]:
 
 
 def physical_plan(plan: rel.Relation, ctx) -> rel.Relation:
-    """The plan ``run_distributed`` runs: :func:`distribute` with table sizes from ``ctx``'s
-    sources and :func:`partition_count` hash partitions (``plan`` itself when
-    ``ctx.parallelism`` is 1)."""
+    """The plan ``run_distributed`` runs: selective small joins moved down
+    (:func:`~executor.ir.join_order.push_small_joins`), then :func:`distribute` with table
+    sizes from ``ctx``'s sources and :func:`partition_count` hash partitions (``plan`` itself
+    when ``ctx.parallelism`` is 1)."""
     if ctx.parallelism <= 1:
         return plan
-    return distribute(plan, partition_count(plan, ctx),
-                      size_of=lambda table: ctx.source(table).size_bytes())
+
+    def size_of(table: str) -> int | None:
+        return ctx.source(table).size_bytes()
+
+    def is_small(table: str) -> bool:
+        size = size_of(table)
+        return size is not None and size < BROADCAST_BYTES
+
+    plan = push_small_joins(plan, is_small)
+    return distribute(plan, partition_count(plan, ctx), size_of=size_of)
 
 
 def partition_count(plan: rel.Relation, ctx) -> int:

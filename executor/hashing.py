@@ -17,12 +17,17 @@ _PRIME = np.uint64(0x100000001B3)
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: every input bit affects every output bit."""
+    """splitmix64's finalizer: every input bit affects every output bit (a new array; the
+    steps after the first run in place)."""
     h = h ^ (h >> np.uint64(30))
-    h = h * _M1
-    h = h ^ (h >> np.uint64(27))
-    h = h * _M2
-    return h ^ (h >> np.uint64(31))
+    shifted = np.empty_like(h)
+    np.multiply(h, _M1, out=h)
+    np.right_shift(h, np.uint64(27), out=shifted)
+    np.bitwise_xor(h, shifted, out=h)
+    np.multiply(h, _M2, out=h)
+    np.right_shift(h, np.uint64(31), out=shifted)
+    np.bitwise_xor(h, shifted, out=h)
+    return h
 
 
 def _string_hash(a: pa.Array) -> np.ndarray:
@@ -74,4 +79,6 @@ def partition_ids(columns: list[pa.Array], num_partitions: int) -> np.ndarray:
     acc = np.zeros(len(columns[0]), dtype=np.uint64)
     for col in columns:
         acc = _mix(acc * _PRIME + column_hash(col))
+    if num_partitions & (num_partitions - 1) == 0:  # a power of two: the same as ``%``
+        return (acc & np.uint64(num_partitions - 1)).astype(np.int64)
     return (acc % np.uint64(num_partitions)).astype(np.int64)

@@ -25,9 +25,9 @@ from executor.operators.values import ValuesExec
 from executor.operators.window import WindowExec
 
 
-def plan(node: rel.Relation, exchange_ids: dict[int, int] | None = None) -> Operator:
-    """The operator tree computing ``node``. ``exchange_ids`` maps ``id(Exchange node)`` to
-    the exchange it reads (stage execution)."""
+def plan(node: rel.Relation, exchange_ids: dict[rel.Exchange, int] | None = None) -> Operator:
+    """The operator tree computing ``node``. ``exchange_ids`` maps each Exchange node to the
+    exchange it reads (stage execution; see ``stages.exchange_ids``)."""
     op = _plan(node, exchange_ids)
     expected = physical_schema(node.schema)
     if not op.schema.equals(expected):
@@ -112,4 +112,4 @@ def _(node: rel.Window, ids) -> Operator:
 def _(node: rel.Exchange, ids) -> Operator:
     if ids is None:
         return PassThroughExec(plan(node.child, ids))
-    return ExchangeReadExec(node, ids[id(node)])
+    return ExchangeReadExec(node, ids[node])

@@ -68,19 +68,23 @@ class Stage:
     has_scan: bool = False
 
 
-def exchange_ids(plan: rel.Relation) -> dict[int, int]:
-    """``id(Exchange node) -> number``, numbered in pre-order (stable across processes)."""
-    ids: dict[int, int] = {}
+def exchange_ids(plan: rel.Relation) -> dict[rel.Exchange, int]:
+    """``Exchange node -> number``, numbered in pre-order (stable across processes). Nodes
+    compare by value, so equal exchanges -- the same rows computed the same way, as when a
+    query repeats a subquery (TPC-H Q18, Q15, Q11) -- share a number, and :func:`cut` gives
+    them one stage whose output every consumer reads (Spark's ``ReuseExchange``)."""
+    ids: dict[rel.Exchange, int] = {}
     for node in plan.walk():
-        if isinstance(node, rel.Exchange) and id(node) not in ids:
-            ids[id(node)] = len(ids)
+        if isinstance(node, rel.Exchange) and node not in ids:
+            ids[node] = len(ids)
     return ids
 
 
 def cut(plan: rel.Relation) -> list[Stage]:
-    """Stages in dependency order (producers first; the result stage last)."""
+    """Stages in dependency order (producers first; the result stage last); one stage per
+    distinct exchange (by value, see :func:`exchange_ids`)."""
     stages: list[Stage] = []
-    done: dict[int, Stage] = {}
+    done: dict[rel.Exchange, Stage] = {}
 
     def build(root: rel.Relation, output: rel.Exchange | None) -> Stage:
         stage = Stage(-1, root, output)
@@ -89,8 +93,8 @@ def cut(plan: rel.Relation) -> list[Stage]:
             node = stack.pop()
             if isinstance(node, rel.Exchange):
                 stage.inputs.append(node)
-                if id(node) not in done:
-                    done[id(node)] = build(node.child, node)
+                if node not in done:
+                    done[node] = build(node.child, node)
                 continue
             stage.has_scan |= isinstance(node, rel.Scan)
             stack.extend(node.inputs)
@@ -136,7 +140,8 @@ def route(batch: pa.RecordBatch, out: rel.Exchange, seq: int) -> list[tuple[int,
     n = out.num_partitions
     if out.partitioning is P.HASH:
         ids = partition_ids([evaluate(k, batch) for k in out.keys], n)
-        order = np.argsort(ids, kind="stable")
+        small = ids.astype(np.uint16) if n <= 1 << 16 else ids  # stable sort: radix sort
+        order = np.argsort(small, kind="stable")
         counts = np.bincount(ids, minlength=n)
         taken = batch.take(pa.array(order))
         parts, start = [], 0
@@ -315,7 +320,7 @@ class _Scheduler:
         self.on_task, self.max_attempts = on_task, max_attempts
         self.stages = cut(plan)
         self.ids = exchange_ids(plan)
-        self.producer = {self.ids[id(s.output)]: s.index for s in self.stages
+        self.producer = {self.ids[s.output]: s.index for s in self.stages
                          if s.output is not None}
         self.outputs: dict[int, Exchange] = {}
         self.num_tasks: dict[int, int] = {}
@@ -342,7 +347,7 @@ class _Scheduler:
                 out = stage.output
                 self.outputs[stage.index] = self.factory.exchange(
                     stage.index, 1 if out is None else out.num_partitions,
-                    "result" if out is None else f"exchange #{self.ids[id(out)]}")
+                    "result" if out is None else f"exchange #{self.ids[out]}")
                 if self.remote is not None:
                     self._check_portable(stage)
                 done = self.outputs[stage.index].committed_tasks()
@@ -366,7 +371,7 @@ class _Scheduler:
 
     def _portable(self, stage: Stage) -> bool:
         return self.outputs[stage.index].portable and all(
-            self.outputs[self.producer[self.ids[id(e)]]].portable for e in stage.inputs)
+            self.outputs[self.producer[self.ids[e]]].portable for e in stage.inputs)
 
     def _check_portable(self, stage: Stage) -> None:
         output = self.outputs[stage.index]
@@ -385,7 +390,7 @@ class _Scheduler:
             try:  # portable tasks open their own sources; opening them here checks the
                 # commits once (and a portable exchange keeps what it read for its tasks)
                 sources = {
-                    self.ids[id(e)]: self.outputs[self.producer[self.ids[id(e)]]].source()
+                    self.ids[e]: self.outputs[self.producer[self.ids[e]]].source()
                     for e in stage.inputs}
             except TaskOutputLostError as e:
                 self._recover(e)
@@ -434,7 +439,7 @@ class _Scheduler:
         attempts = {t: self._next_attempt(stage, t) for t in tasks}
         portable = PortableStage(
             self.plan_json, stage.index, self.num_tasks[stage.index],
-            {self.ids[id(e)]: self.outputs[self.producer[self.ids[id(e)]]]
+            {self.ids[e]: self.outputs[self.producer[self.ids[e]]]
              for e in stage.inputs},
             self.outputs[stage.index], self.ctx.batch_size)
         outcomes = self.remote.run_stage(portable, attempts)
@@ -457,12 +462,12 @@ class _Scheduler:
             call = (_thread_task, self.plan, stage.index, task, n, sources, output, attempt,
                     self.ctx)
         elif portable:
-            inputs = {self.ids[id(e)]: self.outputs[self.producer[self.ids[id(e)]]]
+            inputs = {self.ids[e]: self.outputs[self.producer[self.ids[e]]]
                       for e in stage.inputs}
             call = (_portable_task, self.plan_json, stage.index, task, n, inputs, output,
                     attempt, self.ctx.batch_size)
         else:
-            inputs = {self.ids[id(e)]: _task_input(sources[self.ids[id(e)]], e, task)
+            inputs = {self.ids[e]: _task_input(sources[self.ids[e]], e, task)
                       for e in stage.inputs}
             call = (_relayed_task, self.plan_json, stage.index, task, n, inputs,
                     self.ctx.batch_size)

@@ -103,6 +103,32 @@ def test_stage_cut_and_task_counts(plans):
     assert [task_count(s, 4) for s in stages] == [4, 3, 1]
 
 
+@pytest.mark.parametrize("runner", ["thread", "process"])
+def test_equal_exchanges_share_one_stage(plans, runner):
+    """A subquery repeated in a plan (TPC-H Q18 joins its "large orders" twice) is one stage,
+    read by both consumers; the answer is the same as computing it twice."""
+    t, _, _ = plans
+    k, v = col(t, "k"), col(t, "v")
+    aggs = (ir.Alias(ir.Sum(v), "sv"),)
+
+    def side():  # built twice: equal by value, distinct objects
+        partial = ir.Aggregate(t, (k,), aggs, "partial")
+        return ir.Aggregate(ir.Exchange(partial, "hash", (k,), 3), (k,), aggs, "final")
+
+    sv = ir.ColumnRef("sv", pa.decimal128(22, 2))
+    right = ir.Project(side(), (ir.Alias(k, "k2"), ir.Alias(sv, "sv2")))
+    join = ir.Join(side(), right, "inner", (k,), (ir.ColumnRef("k2", I64),))
+    plan = ir.Sort(ir.Exchange(join, "single"), (ir.SortKey(k),))
+    assert len(cut(plan)) == 3  # one shared aggregate stage, the join, the sort
+    single = ir.Sort(ir.Join(ir.Aggregate(t, (k,), aggs), ir.Project(
+        ir.Aggregate(t, (k,), aggs), right.exprs), "inner", (k,), join.right_keys),
+        (ir.SortKey(k),))
+    got = run_parallel(plan, runner=runner)
+    assert got.equals(run(single))
+    sums = {g["k"]: g["sv"] for g in expected_groups() if g["k"] is not None}
+    assert got.to_pylist() == [dict(k=x, sv=sums[x], k2=x, sv2=sums[x]) for x in sorted(sums)]
+
+
 def test_exchange_protocol():
     ex = InMemoryExchange(2)
     b = pa.record_batch({"x": [1]})
@@ -138,6 +164,23 @@ def test_hash_partitioning_is_deterministic_and_value_based():
     assert list(sliced) == list(ids)
     zeros = partition_ids([pa.array([-0.0, 0.0])], 8)
     assert zeros[0] == zeros[1]
+
+
+def _splitmix(x: int) -> int:
+    x ^= x >> 30
+    x = x * 0xBF58476D1CE4E5B9 % 2**64
+    x ^= x >> 27
+    x = x * 0x94D049BB133111EB % 2**64
+    return x ^ (x >> 31)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 6, 8, 16])
+def test_hash_partition_of_a_bigint_key_is_fixed(n):
+    """Partitions are part of what a checkpointed query stored: the function must not drift.
+    One bigint key goes to splitmix64(splitmix64(value)) mod n, for every partition count."""
+    values = [0, 1, -1, 7, 2**62 + 5, -(2**63), 123456789]
+    expected = [_splitmix(_splitmix(v % 2**64)) % n for v in values]
+    assert list(partition_ids([pa.array(values, pa.int64())], n)) == expected
 
 
 def test_errors_cross_processes_unchanged():

@@ -12,6 +12,8 @@ Each query's time is measured from SQL text to a materialized ``pyarrow.Table``:
 - polars: ``pl.SQLContext`` over ``scan_parquet`` frames, ``.collect().to_arrow()``.
 
 Per query and engine: one warm-up run, then ``--runs`` timed runs; the median is reported.
+Every run starts on a settled machine (``settle``): Python's garbage collected and the JVM
+idle, since Spark keeps working for a while after a query has returned.
 JVM/session start-up and table registration are timed separately. Every native result is
 checked against Spark's (schema, row count, values; order too when the query has ORDER BY).
 After the timed runs one instrumented native run splits the time into planning (Spark
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import decimal
+import gc
 import json
 import math
 import os
@@ -244,6 +247,10 @@ class Engines:
         self.spark = spark
         self.polars_ctx = polars_ctx
         self.last_native = None
+        try:
+            self.jvm_pid = int(spark._jvm.java.lang.ProcessHandle.current().pid())
+        except Exception:  # not a local JVM we can watch: runs start without waiting for it
+            self.jvm_pid = None
 
     def native(self, sql: str):
         from executor.frontend.spark import execute
@@ -262,7 +269,39 @@ class Engines:
         return {"native": self.native, "spark": self.spark_, "polars": self.polars}[engine](sql)
 
 
-def timed(fn, *args):
+SETTLE_MAX_S = 5.0
+"""Longest wait for the JVM to go idle before a run."""
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) process ``pid`` has used so far (Linux), None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(jvm_pid: int | None) -> None:
+    """Wait until the run about to start has the machine to itself: collect Python's garbage,
+    then wait (up to :data:`SETTLE_MAX_S`) until the JVM has used under 5% of a core over
+    100 ms. After returning a result Spark goes on compiling, collecting garbage and cleaning
+    shuffle and broadcast state; without this, that work is billed to whichever engine runs
+    next (the native executor plans through the same JVM)."""
+    gc.collect()
+    if jvm_pid is None:
+        return
+    deadline = time.monotonic() + SETTLE_MAX_S
+    while time.monotonic() < deadline:
+        before = _cpu_seconds(jvm_pid)
+        time.sleep(0.1)
+        after = _cpu_seconds(jvm_pid)
+        if before is None or after is None or after - before < 0.005:
+            return
+
+
+def timed(fn, *args, jvm_pid: int | None = None):
+    settle(jvm_pid)
     t0 = time.perf_counter()
     value = fn(*args)
     return time.perf_counter() - t0, value
@@ -304,7 +343,7 @@ def bench_query(engines: Engines, names: list[str], qname: str, sql: str, runs: 
     for engine in names:
         e = rec["engines"].setdefault(engine, {"runs": []})
         try:
-            t, table = timed(engines.run, engine, sql)
+            t, table = timed(engines.run, engine, sql, jvm_pid=engines.jvm_pid)
         except Exception as err:
             first = str(err).splitlines()[0] if str(err) else ""
             e["error"] = f"{type(err).__name__}: {first}"[:400]
@@ -327,7 +366,7 @@ def bench_query(engines: Engines, names: list[str], qname: str, sql: str, runs: 
             if "error" in e or "note" in e:
                 continue
             try:
-                t, _table = timed(engines.run, engine, sql)
+                t, _table = timed(engines.run, engine, sql, jvm_pid=engines.jvm_pid)
             except Exception as err:
                 e["error"] = f"timed run: {type(err).__name__}: {err}"[:400]
                 continue

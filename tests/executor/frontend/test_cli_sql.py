@@ -79,6 +79,7 @@ def test_formats_and_explain(spark, s3_tables, capsys):
     assert main(["sql", query, *_args(s3_tables), "--explain"]) == 0
     text = capsys.readouterr().out
     assert "== native plan ==" in text and f"s3://{TEST_BUCKET}/cli-sql/orders/" in text
+    assert "== physical plan (parallelism 2) ==" in text and "Exchange hash(2)" in text
     assert "stage 0: 2 task(s), scans tables" in text and "-> result" in text
 
 
