@@ -74,8 +74,10 @@ Runner = Literal["thread", "process", "spark"] | StageRunner
 Spark session (:class:`~checkpoint.spark_runner.SparkRunner`), or any other stage runner.
 A query started with one runner resumes with any other."""
 
-QUERY_FORMAT = 1
-"""Version of ``plan.json`` and ``result/result.json``; a resume refuses any other."""
+QUERY_FORMAT = 2
+"""Version of ``plan.json`` and ``result/result.json``; a resume refuses any other. 2: equal
+exchanges share one stage and small filtered joins move down (``executor.stages.cut``,
+``executor.ir.join_order``), so a format-1 plan would cut into other stages."""
 
 
 @dataclass(frozen=True)

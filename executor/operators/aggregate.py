@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.acero as ac
 import pyarrow.compute as pc
 
 from executor.context import ExecContext
@@ -30,6 +29,7 @@ from executor.ir import expressions as ex
 from executor.ir import relations as rel
 from executor.ir import rules
 from executor.ir.expressions import Alias, Expr
+from executor.operators import acero as ac
 from executor.operators.base import Operator, batches_of, physical_schema
 from executor.operators.dense_groups import dense_aggregate
 

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.acero as ac
 import pyarrow.compute as pc
+
+from executor.operators import acero as ac
 
 EXACT = 2**53
 MAX_SLOTS = 1 << 23

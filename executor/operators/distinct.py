@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
-import pyarrow.acero as ac
 
 from executor.context import ExecContext
+from executor.operators import acero as ac
 from executor.operators.base import Operator, batches_of, to_table
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
-import pyarrow.acero as ac
 import pyarrow.compute as pc
 
 from executor.context import ExecContext
@@ -31,6 +30,7 @@ from executor.eval.pushdown import to_arrow_expression
 from executor.ir import expressions as ex
 from executor.ir import relations as rel
 from executor.ir.logic import EqualTo, Not, NotEqualTo
+from executor.operators import acero as ac
 from executor.operators.base import Operator, batches_of, physical_schema, to_table
 
 # Acero's join type for (Spark's type, whether the build side is swapped to the left input).
