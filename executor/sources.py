@@ -3,10 +3,17 @@
 ``s3://`` tables are read through wjio (precise range reads); local paths through
 ``pyarrow.dataset`` (wjio does not read local files). A source splits its row groups across
 ``num_partitions`` tasks, partition ``p`` taking row groups ``p, p + n, ...``.
+
+Both read the low-cardinality string columns of each file as Parquet dictionaries (the rule
+is :func:`wjio.dictionary.dictionary_columns`, from the footer alone), evaluate a pushed
+conjunct on one such column once per distinct value, and decode the surviving rows only
+(:class:`wjio.dictionary.RowFilter`): what they yield is exactly a plain read's rows and types.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -17,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from executor.errors import ExecutionError
+from wjio import dictionary
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
@@ -31,9 +39,9 @@ class TableSource(ABC):
     """Object-store requests and bytes of this source's reads so far (None: not counted)."""
 
     @abstractmethod
-    def read(self, columns: Sequence[str], filter: pc.Expression | None, partition: int,
+    def read(self, columns: Sequence[str], conjuncts: Sequence[pc.Expression], partition: int,
              num_partitions: int) -> Iterator[pa.RecordBatch]:
-        """Batches of ``columns`` where ``filter`` holds (applied exactly)."""
+        """Batches of ``columns`` where every one of ``conjuncts`` holds (applied exactly)."""
 
     def size_bytes(self) -> int | None:
         """The data files' total size (None if unknown): sizes broadcast decisions."""
@@ -46,6 +54,8 @@ class LocalParquetSource(TableSource):
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self._dataset: ds.Dataset | None = None
+        self._dictionary: dict[str, frozenset[str]] = {}
+        """Per data file: its columns read as dictionaries."""
 
     def _open(self) -> ds.Dataset:
         if self._dataset is None:
@@ -61,14 +71,47 @@ class LocalParquetSource(TableSource):
         files = self._open().files
         return sum(os.path.getsize(f) for f in files)
 
-    def read(self, columns, filter, partition, num_partitions):
+    def read(self, columns, conjuncts, partition, num_partitions):
+        import pyarrow.dataset as ds
+
         dataset = self._open()
+        filter = functools.reduce(operator.and_, conjuncts) if conjuncts else None
         fragments = sorted(dataset.get_fragments(filter=filter), key=lambda f: f.path)
         if num_partitions > 1:  # share row groups, not files: one big file splits too
-            fragments = [rg for f in fragments for rg in f.split_by_row_group(filter)]
+            fragments = [rg for f in fragments
+                         for rg in f.split_by_row_group(filter, schema=dataset.schema)]
+        elif filter is not None:  # prune row groups by statistics, as to_batches(filter) does
+            fragments = [f.subset(filter, schema=dataset.schema) for f in fragments]
+        row_filter = dictionary.RowFilter(dictionary.conjuncts(conjuncts, dataset.schema))
+        read = list(columns) + sorted({n for c in row_filter.conjuncts for n in c.columns}
+                                      - set(columns))
         for fragment in fragments[partition::num_partitions]:
-            yield from fragment.to_batches(columns=list(columns), filter=filter,
-                                           schema=dataset.schema)
+            chosen = self._dictionary_columns(fragment).intersection(read)
+            if not chosen:
+                yield from fragment.to_batches(columns=list(columns), filter=filter,
+                                               schema=dataset.schema)
+                continue
+            fmt = ds.ParquetFileFormat(
+                read_options=ds.ParquetReadOptions(dictionary_columns=sorted(chosen)))
+            as_dictionary = fmt.make_fragment(
+                fragment.path, fragment.filesystem, fragment.partition_expression,
+                row_groups=[rg.id for rg in fragment.row_groups])
+            plain = {n: dataset.schema.field(n).type for n in chosen}
+            schema = dictionary.dictionary_schema(dataset.schema, chosen)
+            for batch in as_dictionary.to_batches(columns=read, schema=schema):
+                yield row_filter.apply(batch, plain, keep=columns)
+
+    def _dictionary_columns(self, fragment: ds.ParquetFileFragment) -> frozenset[str]:
+        """The columns of ``fragment``'s file read as dictionaries (its footer is read once)."""
+        chosen = self._dictionary.get(fragment.path)
+        if chosen is None:
+            try:
+                metadata = fragment.metadata
+            except (OSError, pa.ArrowInvalid) as err:
+                raise ExecutionError(f"cannot read the footer of {fragment.path}: {err}") from err
+            chosen = self._dictionary[fragment.path] = dictionary.dictionary_columns(
+                metadata, self._open().schema.names)
+        return chosen
 
 
 class WjioSource(TableSource):
@@ -86,12 +129,12 @@ class WjioSource(TableSource):
         self._lock = threading.Lock()
         self._files: dict[str, str | None] | None = None
 
-    def read(self, columns, filter, partition, num_partitions):
+    def read(self, columns, conjuncts, partition, num_partitions):
         import wjio
 
-        scan = wjio.ParquetScan(self._uris(), columns=list(columns), filter=filter,
+        scan = wjio.ParquetScan(self._uris(), columns=list(columns), filter=list(conjuncts),
                                 store=self.store, part=(partition, num_partitions),
-                                pinned=self.files())
+                                pinned=self.files(), dictionary=True)
         try:
             yield from scan.to_reader()
         finally:

@@ -13,22 +13,24 @@ itself. A chunk outside the fetched ranges is an error, never other memory or ze
 mean the range plan is wrong.
 
 A row group's columns are decoded in units (:class:`DecodeUnit`), each as soon as the ranges
-holding its chunks have arrived, then put side by side, filtered and projected.
+holding its chunks have arrived, then put side by side, filtered and projected. Columns the
+scan chose to read as dictionaries are decoded so, and back to plain values after filtering
+(:mod:`wjio.dictionary`).
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from wjio import errors
+from wjio.dictionary import RowFilter
 from wjio.footer import Footer
 from wjio.ranges import ByteRange, column_chunk_range
 
@@ -199,8 +201,10 @@ def decode_chunks(
     pieces: Sequence[tuple[int, Piece]],
     columns: Sequence[DecodeColumn],
     use_threads: bool,
+    dictionary: Collection[str] = (),
 ) -> pa.Table:
-    """Decode ``columns`` of one row group from ``pieces`` (start, bytes) of the object.
+    """Decode ``columns`` of one row group from ``pieces`` (start, bytes) of the object, those
+    named in ``dictionary`` as Arrow dictionaries.
 
     Columns whose chunks lie in the same piece are decoded by one call; ``use_threads`` lets
     Arrow decode those columns in parallel (worth it for large row groups, pure hand-off
@@ -225,7 +229,8 @@ def decode_chunks(
         sources = [(pa.py_buffer(b""), [])]
     try:
         tables = [
-            pq.ParquetFile(pa.BufferReader(buf), metadata=md, pre_buffer=False).read_row_group(
+            pq.ParquetFile(pa.BufferReader(buf), metadata=md, pre_buffer=False,
+                           read_dictionary=sorted(dictionary) or None).read_row_group(
                 row_group,
                 columns=[s for c in cols for s in c.selections],
                 use_threads=use_threads and len(cols) > 1,
@@ -242,16 +247,18 @@ def decode_chunks(
 def finish_row_group(
     tables: Sequence[pa.Table],
     partition: dict[str, pa.Scalar],
-    predicate: pc.Expression | None,
+    predicate: RowFilter | None,
     output: pa.Schema,
+    dictionary: Mapping[str, pa.DataType] | None = None,
 ) -> pa.Table:
     """The decoded columns of one row group side by side; add partition columns, apply the
-    predicate exactly, project to ``output``."""
+    predicate exactly, project to ``output``. ``dictionary``: the columns decoded as
+    dictionaries, with the plain type each becomes."""
     table = tables[0] if len(tables) == 1 else _side_by_side(list(tables))
     for key, value in partition.items():
         table = table.append_column(key, pa.repeat(value, table.num_rows))
-    if predicate is not None:
-        table = table.filter(predicate)
+    if predicate is not None or dictionary:
+        table = (predicate or RowFilter(())).apply(table, dictionary or {}, keep=output.names)
     return project(table, output)
 
 
@@ -260,10 +267,11 @@ Units = Sequence[tuple[Sequence[tuple[int, Piece]], Sequence[DecodeColumn]]]
 
 
 def decode_units(
-    footer: Footer, row_group: int, units: Units, use_threads: bool
+    footer: Footer, row_group: int, units: Units, use_threads: bool,
+    dictionary: Collection[str] = (),
 ) -> list[pa.Table]:
     """:func:`decode_chunks` of each unit, in one hand-off to a thread."""
-    return [decode_chunks(footer, row_group, p, c, use_threads) for p, c in units]
+    return [decode_chunks(footer, row_group, p, c, use_threads, dictionary) for p, c in units]
 
 
 def decode_row_group(
@@ -272,14 +280,16 @@ def decode_row_group(
     units: Units,
     use_threads: bool,
     partition: dict[str, pa.Scalar],
-    predicate: pc.Expression | None,
+    predicate: RowFilter | None,
     output: pa.Schema,
     decoded: Sequence[pa.Table] = (),
+    dictionary: Mapping[str, pa.DataType] | None = None,
 ) -> pa.Table:
     """The last units of a row group: decode them and :func:`finish_row_group` with the
-    tables ``decoded`` from its earlier units, in one hand-off to a thread."""
-    tables = [*decoded, *decode_units(footer, row_group, units, use_threads)]
-    return finish_row_group(tables, partition, predicate, output)
+    tables ``decoded`` from its earlier units, in one hand-off to a thread. ``dictionary``:
+    the columns decoded as dictionaries, with the plain type each becomes."""
+    tables = [*decoded, *decode_units(footer, row_group, units, use_threads, dictionary or ())]
+    return finish_row_group(tables, partition, predicate, output, dictionary)
 
 
 def _side_by_side(tables: list[pa.Table]) -> pa.Table:

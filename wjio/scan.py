@@ -19,6 +19,8 @@ mid-scan fails loudly instead of mixing versions.
 from __future__ import annotations
 
 import asyncio
+import functools
+import operator
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +49,7 @@ from wjio.decode import (
     decode_units,
     plan_units,
 )
+from wjio.dictionary import Conjunct, RowFilter, conjuncts, dictionary_columns
 from wjio.footer import Footer, Tail, read_footer
 from wjio.options import ScanOptions, StoreOptions
 from wjio.ranges import ByteRange, column_chunk_range, plan_fetch
@@ -85,6 +88,9 @@ class RowGroupTask:
     reserve_bytes: int
     """Fetched bytes plus the decoded size estimate (uncompressed size of the chunks)."""
     uncompressed_bytes: int
+    dictionary: dict[str, pa.DataType]
+    """Columns decoded as dictionaries (:func:`wjio.dictionary.dictionary_columns` of the
+    file), with the plain type each is turned back into after filtering."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,8 @@ class ScanPlan:
     """Schema of the whole dataset (file columns, then partition columns)."""
     projection: Projection
     predicate: pc.Expression | None
+    row_filter: RowFilter | None
+    """``predicate`` as its conjuncts, applied to each decoded row group."""
     tasks: tuple[RowGroupTask, ...]
     files: tuple[DataFile, ...]
     columns: tuple[DecodeColumn, ...]
@@ -110,8 +118,9 @@ class ParquetScan:
     columns
         Columns to return (top-level names or dotted struct paths); default all.
     filter, filters
-        A ``pyarrow.compute`` expression, or pyarrow's DNF list. Prunes row groups by
-        statistics and partitions by value, then is applied exactly to the decoded rows.
+        A ``pyarrow.compute`` expression, a list of them (their conjunction), or pyarrow's
+        DNF list. Prunes row groups by statistics and partitions by value, then is applied
+        exactly to the decoded rows.
     store, options
         :class:`StoreOptions` and :class:`ScanOptions`.
     part
@@ -122,6 +131,11 @@ class ParquetScan:
         ``{object URI: ETag}`` the caller saw (e.g. when a query was planned): the scan fails
         with :class:`~wjio.errors.ObjectChangedError` if its files are not exactly these, so
         scans of one query that run at different times read the same bytes.
+    dictionary
+        Decode each file's low-cardinality string columns as Parquet dictionaries
+        (:func:`wjio.dictionary.dictionary_columns`): an expression of ``filter``'s list that
+        references only one of them is evaluated once per distinct value, and they are decoded
+        to plain values for the surviving rows only. The scan's output is the same either way.
 
     A scan runs once: iterate it (``async for batch in scan``) or call ``to_table()`` /
     ``to_reader()`` / ``to_batches()``; ``scan.stats`` then holds its counters.
@@ -132,12 +146,13 @@ class ParquetScan:
         source: str | Sequence[str],
         *,
         columns: Sequence[str] | None = None,
-        filter: pc.Expression | None = None,
+        filter: pc.Expression | Sequence[pc.Expression] | None = None,
         filters: Sequence | None = None,
         store: StoreOptions | None = None,
         options: ScanOptions | None = None,
         part: tuple[int, int] | None = None,
         pinned: Mapping[str, str | None] | None = None,
+        dictionary: bool = False,
     ) -> None:
         sources = [source] if isinstance(source, str) else list(source)
         if not sources:
@@ -149,7 +164,16 @@ class ParquetScan:
         self.paths = [S3Path.parse(s) for s in sources]
         self.where = sources[0] if len(sources) == 1 else f"{sources[0]} (+{len(sources) - 1})"
         self.columns = columns
-        self.filter = predicate.normalize(filter, filters)
+        self.dictionary = dictionary
+        if isinstance(filter, list | tuple):
+            if filters is not None:
+                raise ValueError("give either filter= (expressions) or filters= (DNF), not both")
+            self.conjuncts = tuple(predicate.normalize(e, None) for e in filter)
+            self.filter = (functools.reduce(operator.and_, self.conjuncts) if self.conjuncts
+                           else None)
+        else:
+            self.filter = predicate.normalize(filter, filters)
+            self.conjuncts = (self.filter,) if self.filter is not None else ()
         self.store_options = store or StoreOptions()
         self.options = options or ScanOptions()
         self.stats = ScanStats()
@@ -229,14 +253,23 @@ class ParquetScan:
             schema, partitions.names, parquet_schema, self.columns, filter_columns, self.where
         )
         columns = decode_columns(parquet_schema, projection.read_columns) if footers else ()
+        row_filter = None
+        if expr is not None:
+            row_filter = RowFilter(conjuncts(self.conjuncts, schema) if self.dictionary
+                                   else (Conjunct(expr, frozenset(filter_columns)),))
+        whole = [n for n in projection.read_columns if "." not in n]
         tasks: list[RowGroupTask] = []
         for file, footer in zip(files, footers, strict=True):
-            tasks += self._plan_file(file, footer, schema, partitions, projection, columns, expr)
+            chosen = dictionary_columns(footer.metadata, whole) if self.dictionary else ()
+            dictionary = {n: schema.field(n).type for n in chosen}
+            tasks += self._plan_file(file, footer, schema, partitions, projection, columns, expr,
+                                     dictionary)
         if self.part is not None:
             tasks = tasks[self.part[0]::self.part[1]]
         self.stats.bytes_needed = sum(t.needed_bytes for t in tasks)
         self._tails.clear()  # tasks keep views of the chunks they use; the rest can go
-        return ScanPlan(schema, projection, expr, tuple(tasks), tuple(files), columns)
+        return ScanPlan(schema, projection, expr, row_filter, tuple(tasks), tuple(files),
+                        columns)
 
     def _check_pinned(self, files: list[DataFile]) -> None:
         found = {str(f.info.path): f.info.etag for f in files}
@@ -338,6 +371,7 @@ class ParquetScan:
         projection: Projection,
         columns: tuple[DecodeColumn, ...],
         expr: pc.Expression | None,
+        dictionary: dict[str, pa.DataType],
     ) -> list[RowGroupTask]:
         md = footer.metadata
         values = partition_values(file, partitions)
@@ -389,6 +423,7 @@ class ParquetScan:
                     footer, rg_index, values, tuple(fetch), tuple(local),
                     plan_units(columns, by_leaf, fetch),
                     sum(r.size for r in needed), fetch_bytes + uncompressed, uncompressed,
+                    dictionary,
                 )
             )
         return tasks
@@ -521,12 +556,14 @@ class _Pipeline:
                 batch = [(self._pieces(task, u, gets), u.columns) for u in ready]
                 if pending:
                     earlier.append(loop.run_in_executor(
-                        pool, decode_units, footer, task.row_group, batch, use_threads))
+                        pool, decode_units, footer, task.row_group, batch, use_threads,
+                        task.dictionary))
                     continue
                 decoded = [t for tables in await asyncio.gather(*earlier) for t in tables]
                 table = await loop.run_in_executor(
                     pool, decode_row_group, footer, task.row_group, batch, use_threads,
-                    task.partition, plan.predicate, plan.projection.output, decoded,
+                    task.partition, plan.row_filter, plan.projection.output, decoded,
+                    task.dictionary,
                 )
                 break
         finally:

@@ -3,8 +3,9 @@
 Used for scan filters (pushed into ``pyarrow.dataset`` / wjio, which prune row groups with them
 and apply them exactly) and for join residuals (Acero's hash join ``filter_expression``).
 Covered: column refs, literals, comparisons of non-float values, AND/OR/NOT (Kleene),
-IS [NOT] NULL and IN over non-float values. Anything else raises :class:`UnsupportedError`;
-callers then evaluate with :mod:`executor.eval.core` instead.
+IS [NOT] NULL, IN over non-float values, and LIKE / startswith / endswith / contains (the
+kernels :mod:`executor.eval.strings` evaluates them with). Anything else raises
+:class:`UnsupportedError`; callers then evaluate with :mod:`executor.eval.core` instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow.compute as pc
 
 from executor.errors import UnsupportedError
 from executor.ir import expressions as ex
+from executor.ir import functions as fn
 
 _CMP = {
     ex.EqualTo: "equal", ex.NotEqualTo: "not_equal", ex.LessThan: "less",
@@ -95,3 +97,29 @@ def _(e: ex.In) -> pc.Expression:
     found = child.isin(values)
     return pc.Expression._call("if_else", [child.is_valid(), found,
                                            pc.scalar(pa.scalar(None, pa.bool_()))])
+
+
+@to_arrow_expression.register
+def _(e: fn.Like) -> pc.Expression:
+    if e.pattern.endswith("\\") and not e.pattern.endswith("\\\\"):
+        raise UnsupportedError("Like", "pattern ends with the escape character")
+    return pc.Expression._call("match_like", [to_arrow_expression(e.child)],
+                               pc.MatchSubstringOptions(e.pattern))
+
+
+@to_arrow_expression.register
+def _(e: fn.StartsWith) -> pc.Expression:
+    return pc.Expression._call("starts_with", [to_arrow_expression(e.child)],
+                               pc.MatchSubstringOptions(e.prefix))
+
+
+@to_arrow_expression.register
+def _(e: fn.EndsWith) -> pc.Expression:
+    return pc.Expression._call("ends_with", [to_arrow_expression(e.child)],
+                               pc.MatchSubstringOptions(e.suffix))
+
+
+@to_arrow_expression.register
+def _(e: fn.Contains) -> pc.Expression:
+    return pc.Expression._call("match_substring", [to_arrow_expression(e.child)],
+                               pc.MatchSubstringOptions(e.substring))

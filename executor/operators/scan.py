@@ -1,11 +1,11 @@
 """``ScanExec``: batches of a table's columns, with the conjuncts of the filter that are
-exactly expressible in Arrow pushed to the reader (which prunes row groups with them), the
-others applied here."""
+exactly expressible in Arrow pushed to the reader (which prunes row groups with them and
+evaluates those on a dictionary-encoded column once per distinct value), the others applied
+here."""
 
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -25,7 +25,7 @@ class ScanExec(Operator):
     def __init__(self, node: rel.Scan) -> None:
         self.node = node
         self.schema = physical_schema(node.schema)
-        self.pushed: pc.Expression | None = None
+        self.pushed: tuple[pc.Expression, ...] = ()
         self.residual = None
         pushed, kept = [], []
         for c in _conjuncts(node.filter):
@@ -33,8 +33,7 @@ class ScanExec(Operator):
                 pushed.append(to_arrow_expression(c))
             except UnsupportedError:
                 kept.append(c)
-        if pushed:
-            self.pushed = functools.reduce(operator.and_, pushed)
+        self.pushed = tuple(pushed)
         read = list(node.columns)
         if kept:
             residual = functools.reduce(And, kept)
