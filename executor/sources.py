@@ -4,10 +4,11 @@
 ``pyarrow.dataset`` (wjio does not read local files). A source splits its row groups across
 ``num_partitions`` tasks, partition ``p`` taking row groups ``p, p + n, ...``.
 
-Both read the low-cardinality string columns of each file as Parquet dictionaries (the rule
-is :func:`wjio.dictionary.dictionary_columns`, from the footer alone), evaluate a pushed
-conjunct on one such column once per distinct value, and decode the surviving rows only
-(:class:`wjio.dictionary.RowFilter`): what they yield is exactly a plain read's rows and types.
+Both read the low-cardinality string columns of each file that a pushed conjunct filters on
+alone as Parquet dictionaries (the rule is :func:`wjio.dictionary.dictionary_columns`, from the
+footer alone), evaluate such a conjunct once per distinct value, and decode the surviving rows
+only (:class:`wjio.dictionary.RowFilter`): what they yield is exactly a plain read's rows and
+types.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class LocalParquetSource(TableSource):
         read = list(columns) + sorted({n for c in row_filter.conjuncts for n in c.columns}
                                       - set(columns))
         for fragment in fragments[partition::num_partitions]:
-            chosen = self._dictionary_columns(fragment).intersection(read)
+            chosen = self._dictionary_columns(fragment).intersection(row_filter.filtered_alone)
             if not chosen:
                 yield from fragment.to_batches(columns=list(columns), filter=filter,
                                                schema=dataset.schema)

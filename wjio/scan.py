@@ -132,10 +132,11 @@ class ParquetScan:
         with :class:`~wjio.errors.ObjectChangedError` if its files are not exactly these, so
         scans of one query that run at different times read the same bytes.
     dictionary
-        Decode each file's low-cardinality string columns as Parquet dictionaries
-        (:func:`wjio.dictionary.dictionary_columns`): an expression of ``filter``'s list that
-        references only one of them is evaluated once per distinct value, and they are decoded
-        to plain values for the surviving rows only. The scan's output is the same either way.
+        Decode each file's low-cardinality string columns that an expression of ``filter``'s
+        list references alone as Parquet dictionaries
+        (:func:`wjio.dictionary.dictionary_columns`): the expression is evaluated once per
+        distinct value, and the columns are decoded to plain values for the surviving rows
+        only. The scan's output is the same either way.
 
     A scan runs once: iterate it (``async for batch in scan``) or call ``to_table()`` /
     ``to_reader()`` / ``to_batches()``; ``scan.stats`` then holds its counters.
@@ -257,7 +258,8 @@ class ParquetScan:
         if expr is not None:
             row_filter = RowFilter(conjuncts(self.conjuncts, schema) if self.dictionary
                                    else (Conjunct(expr, frozenset(filter_columns)),))
-        whole = [n for n in projection.read_columns if "." not in n]
+        alone = row_filter.filtered_alone if row_filter is not None else frozenset()
+        whole = [n for n in projection.read_columns if "." not in n and n in alone]
         tasks: list[RowGroupTask] = []
         for file, footer in zip(files, footers, strict=True):
             chosen = dictionary_columns(footer.metadata, whole) if self.dictionary else ()

@@ -63,7 +63,8 @@ def with_keys(table: pa.Table, keys, prefix: str) -> tuple[pa.Table, list[str]]:
 def _distinct_columns(node: rel.Join) -> tuple[str, str] | None:
     """``(x, y)`` when ``node`` is a semi/anti join whose residual is exactly ``x <> y`` (or
     ``NOT (x = y)``) for a left column ``x`` and a right column ``y`` of one type whose
-    equality is plain value equality (integers, dates, timestamps, strings, decimals)."""
+    equality is plain value equality and that Acero's ``hash_min_max`` orders (integers,
+    dates, timestamps, strings, decimals)."""
     cond = node.condition
     if node.how not in (rel.JoinType.SEMI, rel.JoinType.ANTI) or not node.left_keys:
         return None
@@ -75,8 +76,8 @@ def _distinct_columns(node: rel.Join) -> tuple[str, str] | None:
     if not (isinstance(a, ex.ColumnRef) and isinstance(b, ex.ColumnRef)) or a.type != b.type:
         return None
     t = a.type
-    if not (pa.types.is_integer(t) or pa.types.is_temporal(t) or pa.types.is_string(t)
-            or pa.types.is_large_string(t) or pa.types.is_decimal(t)):
+    if not (pa.types.is_integer(t) or pa.types.is_date(t) or pa.types.is_timestamp(t)
+            or pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_decimal(t)):
         return None
     left, right = set(node.left.schema.names), set(node.right.schema.names)
     if a.name in left and b.name in right:
