@@ -16,10 +16,11 @@ physical plan and the same inputs on the rig:
 median of ``--runs`` after a warm-up of each, in wall time and in CPU time (this process
 plus the rig's server when it runs here: on a shared machine CPU time moves less with the
 other load than wall time does; the load average is recorded too). Then, per query, in
-fresh processes (``wj resume`` on a fresh root, as after a cluster loss): one uninterrupted
-run, and one killed (SIGKILL of the process group) once ``--kill-at`` of its tasks have
-committed and finished by ``wj resume`` -- the resume time is compared with the
-uninterrupted run's (a fresh process has no local copies: it reads the store). Bytes and
+fresh processes (``wj resume`` on a fresh root, as after a cluster loss), ``--process-runs``
+times each and alternating: an uninterrupted run, and a run killed (SIGKILL of the process
+group) once ``--kill-at`` of its tasks have committed and finished by ``wj resume`` -- the
+median resume time is compared with the median uninterrupted run (a fresh process has no
+local copies: it reads the store). Bytes and
 objects written per query come from ``wj status``. The product's modules are compiled to
 bytecode first, as an installed package has them (a checkout run with
 ``PYTHONDONTWRITEBYTECODE`` set, as in this sandbox, would otherwise compile ~100 modules in
@@ -106,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", default="1,3,5,9,18")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--kill-at", type=float, default=0.7)
+    ap.add_argument("--process-runs", type=int, default=3,
+                    help="fresh-process runs of each kind per query: uninterrupted, and "
+                         "killed then resumed (alternating; medians reported; default 3)")
     ap.add_argument("--data-dir", type=Path)
     ap.add_argument("--out", type=Path, default=Path("bench-results"))
     args = ap.parse_args(argv)
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     for package in PACKAGES:
         compileall.compile_dir(checkout / package, quiet=1)
     results: dict = {"scale": args.scale, "parts": args.parts, "runs": args.runs,
+                     "process_runs": args.process_runs,
                      "kill_at": args.kill_at, "load_before": os.getloadavg()[0],
                      "queries": {}}
     server = None
@@ -166,19 +171,30 @@ def main(argv: list[str] | None = None) -> int:
                 root = got.root.uri
             status = query_status(root)
             options = {"scan_partitions": 2, "batch_size": 64 * 1024}
-            fresh = create_query(plan, f"s3://{BUCKET}/ck/", options=options).root.uri
-            t0 = time.perf_counter()
-            _wj("resume", fresh, "--format", "csv")
-            uninterrupted = time.perf_counter() - t0
-            killed = _kill_and_resume(
-                create_query(plan, f"s3://{BUCKET}/ck/", options=options), args.kill_at)
+            whole, kills = [], []
+            for _ in range(args.process_runs):  # alternating, so drifts hit both alike
+                fresh = create_query(plan, f"s3://{BUCKET}/ck/", options=options).root.uri
+                t0 = time.perf_counter()
+                _wj("resume", fresh, "--format", "csv")
+                whole.append(time.perf_counter() - t0)
+                kills.append(_kill_and_resume(
+                    create_query(plan, f"s3://{BUCKET}/ck/", options=options), args.kill_at))
+            uninterrupted = statistics.median(whole)
+            resumed = [k for k in kills if k["killed"]]
+            killed = {"killed": False}
+            if resumed:  # the run with the median resume time, and every run's times
+                resumed.sort(key=lambda k: k["resume_s"])
+                killed = {**resumed[(len(resumed) - 1) // 2],
+                          "resume_s": statistics.median(k["resume_s"] for k in resumed),
+                          "resume_runs_s": [k["resume_s"] for k in resumed]}
             row = {
                 "memory_s": statistics.median(times["memory"]),
                 "checkpoint_s": statistics.median(times["checkpoint"]),
                 "memory_cpu_s": statistics.median(cpu["memory"]),
                 "checkpoint_cpu_s": statistics.median(cpu["checkpoint"]),
                 "objects_written": status.objects, "bytes_written": status.stored_bytes,
-                "tasks": status.tasks, "uninterrupted_process_s": uninterrupted, **killed,
+                "tasks": status.tasks, "uninterrupted_process_s": uninterrupted,
+                "uninterrupted_runs_s": whole, **killed,
             }
             row["overhead"] = row["checkpoint_s"] / row["memory_s"] - 1
             row["cpu_overhead"] = row["checkpoint_cpu_s"] / row["memory_cpu_s"] - 1
@@ -210,7 +226,9 @@ def _markdown(r: dict) -> str:
     lines = [f"# Checkpointed vs in-memory exchange, TPC-H SF {r['scale']:g} "
              f"({r['parts']} files/table, {r.get('endpoint', 'external endpoint')})", "",
              f"Median of {r['runs']} in-process runs after a warm-up; kill at "
-             f"{r['kill_at']:.0%} of tasks committed, then `wj resume` (fresh processes). "
+             f"{r['kill_at']:.0%} of tasks committed, then `wj resume` (fresh processes; "
+             f"uninterrupted and resume times are medians of {r.get('process_runs', 1)} "
+             f"alternating runs each). "
              f"CPU: this process plus the store's server. Load average (1 min) "
              f"{r['load_before']:.1f} before, {r['load_after']:.1f} after.", "",
              "| query | in-memory s | checkpointed s | overhead | CPU overhead | tasks | "
