@@ -9,12 +9,13 @@ Joining ``n1`` to supplier first makes every later join work on 8% of the rows.
 Exactness: inner joins over bags are associative and commutative, so
 ``(A JOIN B) JOIN D ON k(A) = k(D) AND c(A, D)`` has the rows of
 ``(A JOIN D ON k(A) = k(D) AND c(A, D)) JOIN B`` whenever the keys and the condition read only
-``A`` and ``D``; projections on the way pass ``D``'s columns up, and a final projection puts
-the columns back in their original order. Only inner joins move. They move through inner
-joins, and into the left input of semi and anti joins when their keys and condition read only
-that input: a semi/anti join keeps or drops each left row by the row's own columns, which
-joining ``D`` first does not change (TPC-H Q21: the Saudi suppliers meet lineitem before the
-"other supplier" semi and anti joins, not after them).
+``A`` and ``D``. A condition reading ``B`` too stays where the join was, as a filter
+(``X JOIN D ON k AND c`` is ``X JOIN D ON k`` filtered by ``c``). Projections on the way pass
+``D``'s columns up, and a final projection puts the columns back in their original order. Only
+inner joins move. They move through inner joins, and into the left input of semi and anti
+joins when their keys and condition read only that input: a semi/anti join keeps or drops each
+left row by the row's own columns, which joining ``D`` first does not change (TPC-H Q21: the
+Saudi suppliers meet lineitem before the "other supplier" semi and anti joins, not after them).
 """
 
 from __future__ import annotations
@@ -60,18 +61,27 @@ def _pushed(join: rel.Join, is_small: Callable[[str], bool]) -> rel.Relation | N
         if not _selective_small(small, is_small):
             continue
         own = set(small.schema.names)
-        needed = {r.name for k in other_keys for r in k.references()}
-        if join.condition is not None:
-            needed |= {r.name for r in join.condition.references() if r.name not in own}
+        keys = {r.name for k in other_keys for r in k.references()}
+        cond = join.condition
+        # With its condition if that reads only the input the keys come from; else the
+        # equi-join alone moves and the condition filters where the join was (Q7's
+        # "n1 is FRANCE and n2 GERMANY, or the other way round" reads both nations).
+        tries = [(cond, False)] if cond is None else [(cond, False), (None, True)]
+        for condition, filter_above in tries:
+            needed = set(keys)
+            if condition is not None:
+                needed |= {r.name for r in condition.references() if r.name not in own}
 
-        def attach(base: rel.Relation, small=small, small_keys=small_keys,
-                   other_keys=other_keys) -> rel.Join:
-            return rel.Join(base, small, INNER, other_keys, small_keys, join.condition)
+            def attach(base: rel.Relation, small=small, small_keys=small_keys,
+                       other_keys=other_keys, condition=condition) -> rel.Join:
+                return rel.Join(base, small, INNER, other_keys, small_keys, condition)
 
-        moved = _push(other, needed, attach, small)
-        if moved is not None:
-            return rel.Project(moved, tuple(
-                ColumnRef(f.name, f.dtype, f.nullable) for f in join.schema))
+            moved = _push(other, needed, attach, small)
+            if moved is not None:
+                if filter_above:
+                    moved = rel.Filter(moved, cond)
+                return rel.Project(moved, tuple(
+                    ColumnRef(f.name, f.dtype, f.nullable) for f in join.schema))
     return None
 
 
