@@ -55,6 +55,7 @@ class LocalParquetSource(TableSource):
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self._dataset: ds.Dataset | None = None
+        self._size: int | None = None
         self._dictionary: dict[str, frozenset[str]] = {}
         """Per data file: its columns read as dictionaries."""
 
@@ -69,8 +70,12 @@ class LocalParquetSource(TableSource):
         return self._dataset
 
     def size_bytes(self) -> int | None:
-        files = self._open().files
-        return sum(os.path.getsize(f) for f in files)
+        """The data files' total size, from one ``stat`` each at the first call: the files
+        are fixed when the dataset is opened, and planning asks for every scan (broadcast
+        decisions, the join order's small sides)."""
+        if self._size is None:
+            self._size = sum(os.path.getsize(f) for f in self._open().files)
+        return self._size
 
     def read(self, columns, conjuncts, partition, num_partitions):
         import pyarrow.dataset as ds
