@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from executor.ir import relations as rel
 from executor.ir.expressions import ColumnRef
-from executor.ir.logic import IsNotNull
+from executor.ir.logic import And, IsNotNull
 from executor.ir.node import transform_up
 
 INNER, SEMI, ANTI = rel.JoinType.INNER, rel.JoinType.SEMI, rel.JoinType.ANTI
@@ -133,8 +133,6 @@ def _selective_small(node: rel.Relation, is_small: Callable[[str], bool]) -> boo
 
 
 def _only_not_null(e) -> bool:
-    from executor.ir.logic import And
-
     if isinstance(e, And):
         return _only_not_null(e.left) and _only_not_null(e.right)
     return isinstance(e, IsNotNull)
