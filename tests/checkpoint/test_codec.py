@@ -80,20 +80,25 @@ def test_codecs_compress_as_named_and_unknown_codec_is_refused():
         ipc_options("gzip")
 
 
+def _round_trip(batch: pa.RecordBatch, *codec) -> tuple[int, float, float, float]:
+    """Encode ``batch`` with ``codec`` (and level), decode it back and check it is unchanged:
+    the encoded size, the size ratio, and encode and decode MB/s of the in-memory bytes."""
+    raw = batch.nbytes
+    t0 = time.perf_counter()
+    data = _encode([batch], *codec)
+    t1 = time.perf_counter()
+    back = decode_partition(data)
+    t2 = time.perf_counter()
+    assert pa.Table.from_batches(back).equals(pa.Table.from_batches([batch]))
+    return len(data), raw / len(data), raw / (t1 - t0) / 1e6, raw / (t2 - t1) / 1e6
+
+
 def test_codecs(capsys):
     """The measurement behind DEFAULT_CODEC (run with -s to see it): size ratio and encode /
     decode MB/s of each codec's Arrow IPC stream on a 256k-row lineitem-like batch."""
     batch = lineitem(256 * 1024)
     raw = batch.nbytes
-    rows = []
-    for codec in CODECS:
-        t0 = time.perf_counter()
-        data = _encode([batch], codec)
-        t1 = time.perf_counter()
-        back = decode_partition(data)
-        t2 = time.perf_counter()
-        assert pa.Table.from_batches(back).equals(pa.Table.from_batches([batch]))
-        rows.append((codec, raw / len(data), raw / (t1 - t0) / 1e6, raw / (t2 - t1) / 1e6))
+    rows = [(codec, *_round_trip(batch, codec)[1:]) for codec in CODECS]
     with capsys.disabled():
         print(f"\nArrow IPC codecs on {batch.num_rows} lineitem rows, {raw / 1e6:.1f} MB in "
               f"memory:")
@@ -109,14 +114,9 @@ def test_zstd_levels(capsys):
     raw = batch.nbytes
     rows = []
     for level in (1, 3, 6, 9):
-        t0 = time.perf_counter()
-        data = _encode([batch], "zstd", level)
-        t1 = time.perf_counter()
-        back = decode_partition(data)
-        t2 = time.perf_counter()
-        assert pa.Table.from_batches(back).equals(pa.Table.from_batches([batch]))
-        assert len(data) < raw
-        rows.append((level, raw / len(data), raw / (t1 - t0) / 1e6, raw / (t2 - t1) / 1e6))
+        size, ratio, enc, dec = _round_trip(batch, "zstd", level)
+        assert size < raw
+        rows.append((level, ratio, enc, dec))
     with capsys.disabled():
         print(f"\nArrow IPC zstd on {batch.num_rows} lineitem rows, {raw / 1e6:.1f} MB in "
               f"memory:")
