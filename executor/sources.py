@@ -1,8 +1,10 @@
 """Table sources: where a ``Scan`` gets its batches.
 
-``s3://`` tables are read through wjio (precise range reads); local paths through
-``pyarrow.dataset`` (wjio does not read local files). A source splits its row groups across
-``num_partitions`` tasks, partition ``p`` taking row groups ``p, p + n, ...``.
+``s3://`` tables are read through wjio (precise range reads); local paths are listed and
+pruned with ``pyarrow.dataset`` and decoded by polars, about twice as fast as pyarrow's decoder
+(types it decodes exactly; pyarrow's for the rest). A source splits the surviving row groups
+across ``num_partitions`` tasks: wjio's partition ``p`` takes row groups ``p, p + n, ...``, a
+local one the ``p``-th of ``n`` contiguous shares (consecutive row groups read at once).
 
 Both read the low-cardinality string columns of each file that a pushed conjunct filters on
 alone as Parquet dictionaries (the rule is :func:`wjio.dictionary.dictionary_columns`, from the
@@ -19,10 +21,12 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from executor.errors import ExecutionError
 from wjio import dictionary
@@ -56,68 +60,165 @@ class LocalParquetSource(TableSource):
         self.uri = uri
         self._dataset: ds.Dataset | None = None
         self._size: int | None = None
-        self._dictionary: dict[str, frozenset[str]] = {}
-        """Per data file: its columns read as dictionaries."""
+        self._files: dict[str, _LocalFile] = {}
+        self._stamps: dict[str, tuple[int, int]] = {}
+        """Per data file: size and modification time (ns) when the dataset was opened."""
 
     def _open(self) -> ds.Dataset:
         if self._dataset is None:
             try:
                 import pyarrow.dataset as ds  # imports pandas if installed: only when used
 
-                self._dataset = ds.dataset(self.uri, format="parquet", partitioning="hive")
+                dataset = ds.dataset(self.uri, format="parquet", partitioning="hive")
             except (OSError, pa.ArrowInvalid) as err:
                 raise ExecutionError(f"cannot open table {self.uri}: {err}") from err
+            self._stamps = {f: _stamp(f) for f in dataset.files}
+            self._dataset = dataset
         return self._dataset
 
     def size_bytes(self) -> int | None:
-        """The data files' total size, from one ``stat`` each at the first call: the files
-        are fixed when the dataset is opened, and planning asks for every scan (broadcast
-        decisions, the join order's small sides)."""
+        """The data files' total size, from their ``stat`` when the dataset was opened: the
+        files are fixed then, and planning asks for every scan (broadcast decisions, the join
+        order's small sides)."""
         if self._size is None:
-            self._size = sum(os.path.getsize(f) for f in self._open().files)
+            self._open()
+            self._size = sum(size for size, _ in self._stamps.values())
         return self._size
 
     def read(self, columns, conjuncts, partition, num_partitions):
-        import pyarrow.dataset as ds
-
         dataset = self._open()
         filter = functools.reduce(operator.and_, conjuncts) if conjuncts else None
         fragments = sorted(dataset.get_fragments(filter=filter), key=lambda f: f.path)
-        if num_partitions > 1:  # share row groups, not files: one big file splits too
-            fragments = [rg for f in fragments
-                         for rg in f.split_by_row_group(filter, schema=dataset.schema)]
-        elif filter is not None:  # prune row groups by statistics, as to_batches(filter) does
-            fragments = [f.subset(filter, schema=dataset.schema) for f in fragments]
+        # One fragment per row group that the statistics do not rule out; partitions take
+        # contiguous shares of those, not files, so one big file splits too.
+        fragments = [rg for f in fragments
+                     for rg in f.split_by_row_group(filter, schema=dataset.schema)]
+        share = fragments[partition * len(fragments) // num_partitions:
+                          (partition + 1) * len(fragments) // num_partitions]
         row_filter = dictionary.RowFilter(dictionary.conjuncts(conjuncts, dataset.schema))
         read = list(columns) + sorted({n for c in row_filter.conjuncts for n in c.columns}
                                       - set(columns))
-        for fragment in fragments[partition::num_partitions]:
-            chosen = self._dictionary_columns(fragment).intersection(row_filter.filtered_alone)
-            if not chosen:
-                yield from fragment.to_batches(columns=list(columns), filter=filter,
-                                               schema=dataset.schema)
+        for run in self._runs(share):
+            path = run[0].path
+            if _stamp(path) != self._stamps[path]:  # rows located by an old footer: wrong rows
+                raise ExecutionError(f"{path} changed during the query (its size or "
+                                     "modification time differs from when the table was opened)")
+            file = self._file(run[0])
+            if not file.columns.issuperset(read):  # Hive partition columns: not in the file
+                for fragment in run:
+                    yield from fragment.to_batches(columns=list(columns), filter=filter,
+                                                   schema=dataset.schema)
                 continue
-            fmt = ds.ParquetFileFormat(
-                read_options=ds.ParquetReadOptions(dictionary_columns=sorted(chosen)))
-            as_dictionary = fmt.make_fragment(
-                fragment.path, fragment.filesystem, fragment.partition_expression,
-                row_groups=[rg.id for rg in fragment.row_groups])
+            ids = [rg.id for fragment in run for rg in fragment.row_groups]
+            chosen = file.dictionary.intersection(row_filter.filtered_alone).intersection(read)
+            table = None
+            if not chosen and file.polars.issuperset(read):
+                table = _polars_rows(path, read, file.starts[ids[0]],
+                                     file.starts[ids[-1] + 1] - file.starts[ids[0]])
+            if table is None:
+                with pq.ParquetFile(path, metadata=file.metadata,
+                                    read_dictionary=sorted(chosen)) as reader:
+                    table = reader.read_row_groups(ids, columns=read, use_threads=False)
+            table = _conform(table, dataset.schema, chosen)
             plain = {n: dataset.schema.field(n).type for n in chosen}
-            schema = dictionary.dictionary_schema(dataset.schema, chosen)
-            for batch in as_dictionary.to_batches(columns=read, schema=schema):
-                yield row_filter.apply(batch, plain, keep=columns)
+            yield from row_filter.apply(table, plain, keep=columns).to_batches()
 
-    def _dictionary_columns(self, fragment: ds.ParquetFileFragment) -> frozenset[str]:
-        """The columns of ``fragment``'s file read as dictionaries (its footer is read once)."""
-        chosen = self._dictionary.get(fragment.path)
-        if chosen is None:
+    def _runs(self, fragments: list[ds.ParquetFileFragment]
+              ) -> Iterator[list[ds.ParquetFileFragment]]:
+        """``fragments`` (one row group each, in file order) in runs of consecutive row groups
+        of one file, of at most :data:`RUN_ROWS` rows (one read each)."""
+        run: list[ds.ParquetFileFragment] = []
+        rows = 0
+        for fragment in fragments:
+            (rg,) = fragment.row_groups
+            if run and (fragment.path != run[-1].path or rg.id != run[-1].row_groups[0].id + 1
+                        or rows + rg.num_rows > RUN_ROWS):
+                yield run
+                run, rows = [], 0
+            run.append(fragment)
+            rows += rg.num_rows
+        if run:
+            yield run
+
+    def _file(self, fragment: ds.ParquetFileFragment) -> _LocalFile:
+        """What reading ``fragment``'s file needs from its footer, read once per file."""
+        file = self._files.get(fragment.path)
+        if file is None:
             try:
                 metadata = fragment.metadata
             except (OSError, pa.ArrowInvalid) as err:
                 raise ExecutionError(f"cannot read the footer of {fragment.path}: {err}") from err
-            chosen = self._dictionary[fragment.path] = dictionary.dictionary_columns(
-                metadata, self._open().schema.names)
-        return chosen
+            schema = metadata.schema.to_arrow_schema()
+            starts = [0]
+            for rg in range(metadata.num_row_groups):
+                starts.append(starts[-1] + metadata.row_group(rg).num_rows)
+            file = self._files[fragment.path] = _LocalFile(
+                metadata, frozenset(schema.names),
+                dictionary.dictionary_columns(metadata, schema.names),
+                frozenset(f.name for f in schema if _polars_exact(f.type)), tuple(starts))
+        return file
+
+
+RUN_ROWS = 1 << 20
+"""Rows read at once (several row groups when they are consecutive in one file)."""
+
+
+@dataclass(frozen=True)
+class _LocalFile:
+    """What reading a local data file needs from its footer."""
+
+    metadata: pq.FileMetaData
+    columns: frozenset[str]
+    """The file's top-level columns (a Hive partition column is not one of them)."""
+    dictionary: frozenset[str]
+    """The columns read as dictionaries (:func:`wjio.dictionary.dictionary_columns`)."""
+    polars: frozenset[str]
+    """The columns polars decodes to exactly the values pyarrow does (:func:`_polars_exact`)."""
+    starts: tuple[int, ...]
+    """The first row of each row group, then the row count."""
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise ExecutionError(f"cannot read {path}: {err}") from err
+    return st.st_size, st.st_mtime_ns
+
+
+def _polars_exact(t: pa.DataType) -> bool:
+    return (pa.types.is_integer(t) or (pa.types.is_floating(t) and t.bit_width > 16)
+            or pa.types.is_boolean(t) or pa.types.is_date32(t)
+            or pa.types.is_decimal128(t)
+            or any(is_type(t) for is_type in (pa.types.is_string, pa.types.is_large_string,
+                                              pa.types.is_string_view)))
+
+
+def _polars_rows(path: str, columns: list[str], start: int, length: int) -> pa.Table | None:
+    """Rows ``start`` to ``start + length`` of ``columns`` of a local Parquet file, decoded by
+    polars (about twice as fast as pyarrow's decoder on TPC-H's columns), strings as
+    ``string_view`` (no copy out of polars). None if polars cannot decode them (e.g. invalid
+    UTF-8, which pyarrow's reader passes through): pyarrow then reads them."""
+    import polars as pl
+
+    frame = pl.scan_parquet(path, use_statistics=False, hive_partitioning=False, glob=False,
+                            cache=False)
+    try:
+        rows = frame.select(columns).slice(start, length).collect()
+    except pl.exceptions.PolarsError:
+        return None
+    return rows.to_arrow(compat_level=pl.CompatLevel.newest())
+
+
+def _conform(table: pa.Table, schema: pa.Schema, as_dictionary: frozenset[str]) -> pa.Table:
+    """``table``'s columns cast to the dataset's ``schema`` where the file's own types differ
+    (``string_view`` from polars or from some writers), except those read as dictionaries."""
+    own = table.schema
+    if all(f.name in as_dictionary or f.type == schema.field(f.name).type for f in own):
+        return table
+    return table.cast(pa.schema(
+        [f if f.name in as_dictionary else schema.field(f.name) for f in own],
+        metadata=own.metadata))
 
 
 class WjioSource(TableSource):
