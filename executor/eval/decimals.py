@@ -18,6 +18,7 @@ Three exact paths, fastest first:
 from __future__ import annotations
 
 import decimal as pydecimal
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -157,11 +158,25 @@ def _bound(u: np.ndarray) -> int:
     return max(int(u.max()), -int(u.min())) if u.size else 0
 
 
+_RESULTS: dict[int, _Ints] = {}
+"""The int64 paths' results without nulls, by ``id`` while they live: an operand that is one
+is not converted again (``price * (1 - discount)`` reads ``1 - discount`` as computed)."""
+
+
+def _remember(result: pa.Array, ints: _Ints) -> None:
+    key = id(result)
+    _RESULTS[key] = ints
+    weakref.finalize(result, _RESULTS.pop, key, None)
+
+
 def _as_int64(d: Datum) -> _Ints | None:
     """The unscaled values of decimal128 ``d`` as int64, or None when one needs more bits (or
-    ``d`` is a null scalar)."""
+    ``d`` is a null scalar). The arrays are read-only: they may be a result's own."""
     if not pa.types.is_decimal128(d.type):
         return None
+    known = _RESULTS.get(id(d))
+    if known is not None:
+        return known
     if isinstance(d, pa.Scalar):
         if not d.is_valid:
             return None
@@ -217,7 +232,8 @@ def _finish(u: np.ndarray, valid: np.ndarray | None, out: pa.Decimal128Type, ans
             describe: Callable[[int], str]) -> pa.Array:
     """``u`` (unscaled at ``out.scale``) as ``out``: a value of more than ``out.precision``
     digits raises naming it (ANSI) or becomes null."""
-    if out.precision < 19 and _bound(u) >= 10 ** out.precision:
+    bound = _bound(u)
+    if out.precision < 19 and bound >= 10 ** out.precision:
         fits = np.abs(u) < 10 ** out.precision
         if valid is not None:
             fits |= ~valid
@@ -227,11 +243,13 @@ def _finish(u: np.ndarray, valid: np.ndarray | None, out: pa.Decimal128Type, ans
                     f"{describe(int(np.argmin(fits)))} cannot be represented as {out}")
             valid = fits if valid is None else valid & fits
     n = len(u)
-    words = np.empty((n, 2), np.int64)
-    words[:, 0] = u
-    np.right_shift(u, 63, out=words[:, 1])
+    words = np.empty(2 * n, np.int64)  # 3-4x faster to fill than an (n, 2) array's columns
+    words[0::2] = u
+    words[1::2] = u >> 63
     if valid is None or valid.all():
-        return pa.Array.from_buffers(out, n, [None, pa.py_buffer(words)], null_count=0)
+        result = pa.Array.from_buffers(out, n, [None, pa.py_buffer(words)], null_count=0)
+        _remember(result, _Ints(u, None, bound))
+        return result
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.Array.from_buffers(out, n, [bitmap, pa.py_buffer(words)],
                                  null_count=n - int(np.count_nonzero(valid)))
