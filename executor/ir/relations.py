@@ -59,10 +59,11 @@ def check_refs(node: Node, exprs: tuple[Expr | None, ...], schema: Schema) -> No
                 check(ref.index < len(schema), node, f"column #{ref.index} out of range")
                 actual = schema.fields[ref.index]
             else:
-                if ref.name not in schema.names:
+                try:
+                    actual = schema.field(ref.name)
+                except PlanError:
                     raise PlanError(f"{type(node).__name__}: no column {ref.name!r} in input "
-                                    f"({', '.join(schema.names)})")
-                actual = schema.field(ref.name)
+                                    f"({', '.join(schema.names)})") from None
             check(actual.dtype == ref.dtype, node,
                   f"column {actual.name!r} is {actual.dtype}, referenced as {ref.dtype}")
 
@@ -139,7 +140,7 @@ class Project(Relation):
 
     def _validate(self) -> None:
         check_refs(self, self.exprs, self.child.schema)
-        self._schema()
+        self.schema  # noqa: B018 (names the output columns, or raises)
 
     def _schema(self) -> Schema:
         return _named(self, self.exprs)

@@ -7,6 +7,7 @@ The IR uses Spark's types mapped to Arrow: ``bool``, ``int8..int64``, ``float32/
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -133,9 +134,13 @@ class Schema(Node):
     def to_arrow(self) -> pa.Schema:
         return pa.schema([f.to_arrow() for f in self.fields])
 
-    @property
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Field]:
+        return {f.name: f for f in self.fields}
 
     def __iter__(self) -> Iterator[Field]:  # type: ignore[override]
         return iter(self.fields)
@@ -144,9 +149,9 @@ class Schema(Node):
         return len(self.fields)
 
     def field(self, name: str) -> Field:
-        for f in self.fields:
-            if f.name == name:
-                return f
+        found = self._by_name.get(name)
+        if found is not None:
+            return found
         raise PlanError(f"no column {name!r} in schema ({', '.join(self.names)})")
 
     def index(self, name: str) -> int:
