@@ -98,6 +98,8 @@ class LocalParquetSource(TableSource):
         row_filter = dictionary.RowFilter(dictionary.conjuncts(conjuncts, dataset.schema))
         read = list(columns) + sorted({n for c in row_filter.conjuncts for n in c.columns}
                                       - set(columns))
+        filters: dict[frozenset[str], dictionary.RowFilter] = {}
+        """``row_filter`` for the files where some columns have no nulls."""
         for run in self._runs(share):
             path = run[0].path
             if _stamp(path) != self._stamps[path]:  # rows located by an old footer: wrong rows
@@ -110,7 +112,10 @@ class LocalParquetSource(TableSource):
                                                    schema=dataset.schema)
                 continue
             ids = [rg.id for fragment in run for rg in fragment.row_groups]
-            chosen = file.dictionary.intersection(row_filter.filtered_alone).intersection(read)
+            kept = filters.get(file.no_nulls)
+            if kept is None:
+                kept = filters[file.no_nulls] = row_filter.without_null_checks(file.no_nulls)
+            chosen = file.dictionary.intersection(kept.filtered_alone).intersection(read)
             table = None
             if not chosen and file.polars.issuperset(read):
                 table = _polars_rows(path, read, file.starts[ids[0]],
@@ -121,7 +126,7 @@ class LocalParquetSource(TableSource):
                     table = reader.read_row_groups(ids, columns=read, use_threads=False)
             table = _conform(table, dataset.schema, chosen)
             plain = {n: dataset.schema.field(n).type for n in chosen}
-            yield from row_filter.apply(table, plain, keep=columns).to_batches()
+            yield from kept.apply(table, plain, keep=columns).to_batches()
 
     def _runs(self, fragments: list[ds.ParquetFileFragment]
               ) -> Iterator[list[ds.ParquetFileFragment]]:
@@ -155,7 +160,8 @@ class LocalParquetSource(TableSource):
             file = self._files[fragment.path] = _LocalFile(
                 metadata, frozenset(schema.names),
                 dictionary.dictionary_columns(metadata, schema.names),
-                frozenset(f.name for f in schema if _polars_exact(f.type)), tuple(starts))
+                frozenset(f.name for f in schema if _polars_exact(f.type)), tuple(starts),
+                _without_nulls(metadata))
         return file
 
 
@@ -176,6 +182,22 @@ class _LocalFile:
     """The columns polars decodes to exactly the values pyarrow does (:func:`_polars_exact`)."""
     starts: tuple[int, ...]
     """The first row of each row group, then the row count."""
+    no_nulls: frozenset[str]
+    """The flat columns without a null (required, or a null count of 0 in every row group)."""
+
+
+def _without_nulls(metadata: pq.FileMetaData) -> frozenset[str]:
+    found = set()
+    for i in range(metadata.num_columns):
+        column = metadata.schema.column(i)
+        if "." in column.path:  # a nested leaf, not a top-level column
+            continue
+        if column.max_definition_level == 0 or all(
+                (stats := metadata.row_group(rg).column(i).statistics) is not None
+                and stats.has_null_count and stats.null_count == 0
+                for rg in range(metadata.num_row_groups)):
+            found.add(column.path)
+    return frozenset(found)
 
 
 def _stamp(path: str) -> tuple[int, int]:

@@ -212,3 +212,16 @@ def test_hive_partitioned_local_table(tmp_path, partitions):
         columns=columns, filter=functools.reduce(operator.and_, conjuncts))
     assert want.num_rows > 0
     _assert_same(got.sort_by("n"), want.sort_by("n"))
+
+
+def test_without_null_checks_drops_only_is_not_null_on_the_given_columns():
+    schema = pa.schema([("a", pa.int64()), ("b", pa.string())])
+    conjuncts = dictionary.conjuncts([pc.field("a").is_valid(), pc.field("b").is_valid(),
+                                      pc.field("a") > 1, ~pc.field("a").is_valid()], schema)
+    row_filter = RowFilter(conjuncts)
+    kept = row_filter.without_null_checks({"a"})
+    assert [str(c.expression) for c in kept.conjuncts] == [
+        "is_valid(b)", "(a > 1)", "invert(is_valid(a))"]
+    assert row_filter.without_null_checks({"c"}) is row_filter
+    data = pa.table({"a": pa.array([1, 2, 3]), "b": pa.array(["x", None, "z"])})
+    assert kept.apply(data, {}).equals(row_filter.apply(data, {}))

@@ -156,3 +156,26 @@ def test_a_file_changed_after_its_footer_was_read_fails(data_dir, change):
         path.unlink()
     with pytest.raises(ExecutionError, match=r"b\.parquet"):
         list(batches)
+
+
+def test_not_null_checks_on_null_free_columns_are_dropped_per_file(tmp_path, monkeypatch):
+    """Spark's ``IS NOT NULL`` on a column a file proves null-free (required, or a null count
+    of 0 in every row group) filters nothing there; where the column has nulls it still
+    removes them."""
+    clean = pa.table({"k": pa.array(range(100), pa.int64()),
+                      "v": pa.array([f"s{i}" for i in range(100)])})
+    nulls = pa.table({"k": pa.array([None if i % 3 == 0 else i for i in range(100)],
+                                    pa.int64()),
+                      "v": pa.array([f"t{i}" for i in range(100)])})
+    pq.write_table(clean, tmp_path / "a.parquet", row_group_size=30)
+    pq.write_table(nulls, tmp_path / "b.parquet", row_group_size=30)
+    conjuncts = [pc.field("k").is_valid(), pc.field("v").is_valid()]
+    applied = []
+    apply = sources.dictionary.RowFilter.apply
+    monkeypatch.setattr(sources.dictionary.RowFilter, "apply",
+                        lambda self, *a, **k: applied.append(len(self.conjuncts))
+                        or apply(self, *a, **k))
+    got = _read(LocalParquetSource(str(tmp_path)), ["k", "v"], conjuncts)
+    _assert_same(got, _want(str(tmp_path), ["k", "v"], conjuncts))
+    assert got.num_rows == 100 + 66
+    assert sorted(set(applied)) == [0, 1]  # a.parquet: none left; b.parquet: k's check
