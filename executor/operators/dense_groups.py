@@ -4,7 +4,9 @@ Acero's hash aggregation spends most of its time in its hash table when there ar
 groups (TPC-H Q18 groups 6M lineitem rows by 1.5M order keys: ~0.5 s on one core). When the
 only key is an integer column without nulls whose values span a range not much larger than
 the row count, the key minus its minimum *is* the group's slot: ``numpy.bincount`` sums and
-counts every group in one pass (~4x faster here).
+counts every group in one pass (~4x faster here). When the key never decreases (a scan of a
+table sorted on it), each group is a run of rows and ``numpy.add.reduceat`` sums the runs in one
+sequential pass, at any key range.
 
 Exactness: sums run in float64, which is exact for integers while every partial sum stays
 below 2**53; :func:`dense_aggregate` checks that bound (row count times the largest magnitude)
@@ -36,14 +38,16 @@ Agg = tuple  # (target column(s), Acero function name, options, output name), as
 
 def dense_aggregate(table: pa.Table, aggs: Sequence[Agg], keys: Sequence[str]) -> pa.Table | None:
     """What Acero's ``aggregate`` node would return for ``table``, or None if not covered:
-    one integer key without nulls in a dense range; ``hash_sum`` of integers or decimals,
-    ``hash_count`` (valid values only) and ``hash_count_all``."""
+    one integer key without nulls, in a dense range or never decreasing; ``hash_sum`` of
+    integers or decimals, ``hash_count`` (valid values only) and ``hash_count_all``."""
     if len(keys) != 1 or table.num_rows == 0 or not all(_covered(a, table) for a in aggs):
         return None
     key = table.column(keys[0])
     if not pa.types.is_signed_integer(key.type) or key.null_count:
         return None
     k = _numbers(key)
+    if (k[1:] >= k[:-1]).all():
+        return _sorted_aggregate(table, aggs, keys, k)
     lo, hi = int(k.min()), int(k.max())
     slots = hi - lo + 1
     if slots > MAX_SLOTS or slots > SLOTS_PER_ROW * len(k) + 4096:
@@ -73,6 +77,38 @@ def dense_aggregate(table: pa.Table, aggs: Sequence[Agg], keys: Sequence[str]) -
         sums = np.bincount(slot, values.astype(np.float64), slots)[groups]
         arrays.append(_sum_array(np.rint(sums).astype(np.int64), counts[groups] == 0,
                                  field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _sorted_aggregate(table: pa.Table, aggs: Sequence[Agg], keys: Sequence[str],
+                      k: np.ndarray) -> pa.Table | None:
+    """:func:`dense_aggregate` of rows whose key ``k`` never decreases (a scan of a table
+    sorted on it, e.g. TPC-H lineitem's order key): each group is a run, summed in one
+    sequential pass by ``numpy.add.reduceat``, in int64 (exact while the row count times the
+    largest magnitude stays below 2**63) and at any key range."""
+    n = len(k)
+    starts = np.concatenate(([0], np.flatnonzero(k[1:] != k[:-1]) + 1))
+    rows = np.diff(np.append(starts, n))
+    schema = _acero_schema(table, aggs, keys)
+    arrays = [pa.array(k[starts]).cast(table.schema.field(keys[0]).type)]
+    for (target, fn, _, _), field in zip(aggs, list(schema)[1:], strict=True):
+        if fn == "hash_count_all":
+            arrays.append(pa.array(rows, field.type))
+            continue
+        column = table.column(target)
+        valid = _valid(column)
+        counts = rows if valid is None else np.add.reduceat(valid.astype(np.int64), starts)
+        if fn == "hash_count":
+            arrays.append(pa.array(counts, field.type))
+            continue
+        values = _unscaled(column) if pa.types.is_decimal(column.type) else _numbers(column)
+        if values is None:
+            return None
+        if valid is not None:
+            values = np.where(valid, values, 0)
+        if max(-int(values.min()), int(values.max())) * n >= 2**63:
+            return None
+        arrays.append(_sum_array(np.add.reduceat(values, starts), counts == 0, field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 

@@ -87,7 +87,31 @@ def test_declines_what_it_cannot_do_exactly():
     nullkey = base.set_column(0, "k0", pa.array([1, None, 3], pa.int64()))
     assert dense_aggregate(nullkey, sums, ["k0"]) is None
     big = base.set_column(1, "i", pa.array([2**60, 1, 2], pa.int64()))  # float64 not exact
-    assert dense_aggregate(big, sums, ["k0"]) is None
+    assert dense_aggregate(big.take([2, 0, 1]), sums, ["k0"]) is None  # (unsorted keys)
+    assert dense_aggregate(big, sums, ["k0"]).column("s").to_pylist() == [2**60, 1, 2]
     wide = pa.table({"k0": pa.array([1, 1], pa.int64()),
                      "d": pa.array([10**30, 1], pa.decimal128(38, 0))})  # beyond int64
     assert dense_aggregate(wide, [("d", "hash_sum", None, "s")], ["k0"]) is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sorted_keys_equal_acero(seed):
+    """Keys that never decrease (runs of any length, a sparse range) are summed by run."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 5000))
+    table = _table(rng, n, pa.int64(), null_rate=[0, 0.2, 1.0, 0.05][seed],
+                   scale=[2, 6, 12, 14][seed], spread=int(rng.integers(1, 3000)),
+                   chunks=1 + seed % 3)
+    order = pc.sort_indices(table.column("k0"))
+    table = table.take(order)
+    table = table.set_column(0, "k0", pc.multiply(table.column("k0"),
+                                                  pa.scalar(10**9 if seed % 2 else 1)))
+    got = dense_aggregate(table, AGGS, ["k0"])
+    assert got is not None
+    same(got, acero(table, AGGS, ["k0"]))
+
+
+def test_sorted_keys_decline_sums_that_could_wrap():
+    table = pa.table({"k0": pa.array([1, 1, 2], pa.int64()),
+                      "i": pa.array([2**62, 2**62, 1], pa.int64())})
+    assert dense_aggregate(table, [("i", "hash_sum", None, "s")], ["k0"]) is None
