@@ -4,7 +4,8 @@
   the options' codec (:data:`CODECS`; zstd by default, see :data:`DEFAULT_CODEC`); the
   streams of all partitions lie back to back in one object. Each IPC message names its own
   compression, so a reader decodes any codec and a query written with one codec resumes
-  with another.
+  with another. The batches a producer adds are written coalesced into batches of about
+  :data:`COALESCE_BYTES` (see there).
 * Manifests (plan, commit records, result manifest) are JSON; one larger than
   :data:`MANIFEST_COMPRESS_OVER` is stored as a zstd frame (the ``zstandard`` package), told
   apart from JSON by the frame's magic bytes, so keys do not change with the size.
@@ -45,6 +46,15 @@ their order does not): level 1 4.5x at 150-250 MB/s; level 2 4.5x at ~95; level 
 55-70; level 6 4.4x at 20-40; level 9 4.8x at 15-18. Decoding is 170-500 MB/s at every
 level. Above level 1 the size gain is at most ~6% for 2-15x the CPU, and outputs are
 written once and read once."""
+COALESCE_BYTES = 4 * 1024 * 1024
+"""A partition's stream is written in batches of about this many bytes of Arrow data: the
+batches added to it are concatenated until they reach it. Arrow compresses each buffer of
+each IPC message on its own (a fresh zstd context, its tables and headers per buffer), and a
+hash-partitioned 64k-row batch leaves ~32k rows per partition (~256 KiB buffers). Measured
+on 3M lineitem rows (orderkey, suppkey, extendedprice, discount; 72 MB per partition in 56
+batches of 32k rows; zstd level 1, best of 5): encode 0.125 s as added, 0.098 s coalesced
+to 128k rows, 0.097 s to 512k; decode 0.106 s vs 0.051-0.061 s; the same size. The copy
+costs 0.004 s. A consumer's batches are then the coalesced ones."""
 MANIFEST_COMPRESS_OVER = 64 * 1024
 MANIFEST_ZSTD_LEVEL = 3
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -71,22 +81,42 @@ def checksum(data: bytes | memoryview) -> str:
 
 
 class PartitionWriter:
-    """Builds one partition's IPC stream batch by batch (the schema comes with the first)."""
+    """Builds one partition's IPC stream batch by batch (the schema comes with the first).
 
-    def __init__(self, options: pa.ipc.IpcWriteOptions | None = None) -> None:
+    Batches are held until they add up to ``coalesce`` bytes of Arrow data and then written
+    as one (:data:`COALESCE_BYTES`): at most ``coalesce`` bytes plus one batch are held."""
+
+    def __init__(self, options: pa.ipc.IpcWriteOptions | None = None,
+                 coalesce: int = COALESCE_BYTES) -> None:
         self._sink = pa.BufferOutputStream()
         self._options = options or ipc_options()
+        self._coalesce = coalesce
         self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self._held: list[pa.RecordBatch] = []
+        self.held_bytes = 0
+        """Bytes of Arrow data of the batches added and not yet written."""
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
+        self._held.append(batch)
+        self.held_bytes += batch.nbytes
+        self.rows += batch.num_rows
+        if self.held_bytes >= self._coalesce:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the batches held, as one (``pa.ArrowInvalid`` if their schemas differ)."""
+        if not self._held:
+            return
+        held, self._held, self.held_bytes = self._held, [], 0
+        batch = held[0] if len(held) == 1 else pa.concat_batches(held)
         if self._writer is None:
             self._writer = pa.ipc.new_stream(self._sink, batch.schema, options=self._options)
         self._writer.write_batch(batch)
-        self.rows += batch.num_rows
 
     def close(self) -> bytes:
         """The stream's bytes; empty when no batch was written (an empty partition)."""
+        self.flush()
         if self._writer is None:
             return b""
         self._writer.close()

@@ -6,9 +6,11 @@ were added, so the task's operators compute the next batch while the last one co
 Measured on TPC-H SF1 q05 through moto (2 cores): the task threads had spent 1-1.6 s of a
 4.3-5.6 s checkpointed run waiting in ``add`` for compression, with ~0.8 core idle.
 
-Memory is bounded: ``add`` waits while more than ``limit`` bytes of batches are queued. An
-encoding error is raised by the next ``add`` or by ``close``; nothing of a failed encoding
-is uploaded (the sink fails before its upload).
+Memory is bounded: ``add`` waits while more than ``limit`` bytes of batches are queued, and
+the partitions' writers hold at most about ``limit / 2`` more, batches waiting to be written
+coalesced (:data:`~checkpoint.codec.COALESCE_BYTES`). An encoding error is raised by the next
+``add`` or by ``close``; nothing of a failed encoding is uploaded (the sink fails before its
+upload).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 
-from checkpoint.codec import PartitionWriter
+from checkpoint.codec import COALESCE_BYTES, PartitionWriter
 
+MIN_COALESCE = 64 * 1024
+"""The least a partition's writer coalesces to, however many partitions share the bound."""
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -39,8 +43,11 @@ def encode_pool() -> ThreadPoolExecutor:
 class Encoder:
     """The partitions of one attempt's output, encoded in the background in ``add`` order."""
 
-    def __init__(self, options: pa.ipc.IpcWriteOptions, limit: int) -> None:
+    def __init__(self, options: pa.ipc.IpcWriteOptions, limit: int, partitions: int = 1
+                 ) -> None:
         self.options, self.limit = options, limit
+        self.coalesce = max(MIN_COALESCE, min(COALESCE_BYTES, limit // (2 * max(partitions, 1))))
+        """What each of the ``partitions`` writers coalesces batches to."""
         self.writers: dict[int, PartitionWriter] = {}
         self._queue: deque[tuple[int, pa.RecordBatch]] = deque()
         self._queued = 0
@@ -99,7 +106,8 @@ class Encoder:
             try:
                 writer = self.writers.get(partition)
                 if writer is None:
-                    writer = self.writers[partition] = PartitionWriter(self.options)
+                    writer = self.writers[partition] = PartitionWriter(self.options,
+                                                                       self.coalesce)
                 writer.write(batch)
             except BaseException as err:  # handed to the task's thread
                 with self._cond:

@@ -256,7 +256,8 @@ class _ObjectSink(ExchangeSink):
     def __init__(self, exchange: ObjectStoreExchange, task: int, attempt: str) -> None:
         self.exchange, self.task, self.attempt = exchange, task, attempt
         o = exchange.options
-        self.encoder = Encoder(ipc_options(o.codec, o.zstd_level), o.encode_ahead)
+        self.encoder = Encoder(ipc_options(o.codec, o.zstd_level), o.encode_ahead,
+                               exchange.num_partitions)
         self.kept: dict[int, list[pa.RecordBatch]] | None = \
             {} if exchange._copies is not None and exchange._copies.budget else None
         """The batches added, for the local copies once committed (None: none kept)."""

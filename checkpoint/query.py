@@ -12,7 +12,9 @@ result commit exactly once (``If-None-Match``), and both return the same answer.
 A run that created its query, on threads, uploads and commits each finished task in the
 background while the next tasks compute (:mod:`checkpoint.committer`): its ``commit`` task
 events then mean "handed to the committer", and the result is written only after every
-commit landed. Resumes commit each task before it counts as done, so concurrent resumes stay
+commit landed. With a fresh query id its ``plan.json`` is the committer's first job (the
+inputs listed and the plan written while the first tasks compute), so every commit still
+follows it. Resumes commit each task before it counts as done, so concurrent resumes stay
 safe (a resume that loses a task's race discards its attempt and reads the winner's).
 
 Nothing from the store options is written: credentials, endpoints and encryption settings
@@ -22,6 +24,7 @@ come from whoever runs or resumes the query.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import time
@@ -198,11 +201,6 @@ def _snapshot_local(path: str) -> list[dict[str, Any]]:
     return out
 
 
-def snapshot_inputs(plan: rel.Relation, store: StoreOptions) -> tuple[dict[str, Any], ...]:
-    """Size and ETag (local files: mtime) of every object the plan reads, now."""
-    return run(_snapshot(plan, store))
-
-
 async def _snapshot(plan: rel.Relation, store: StoreOptions) -> tuple[dict[str, Any], ...]:
     uris = [u for table in input_tables(plan) for u in table.split(",") if u]
     remote = [u for u in uris if u.startswith(("s3://", "s3a://", "s3n://"))]
@@ -239,12 +237,23 @@ def create_query(plan: rel.Relation, root_uri: str, *, query_id: str | None = No
                  options: dict[str, Any] | None = None) -> Query:
     """Write a new query's ``plan.json`` under ``root_uri`` (a fresh id unless given)."""
     store = store or StoreOptions()
-    root = QueryRoot.create(root_uri, query_id)
-    query = Query(root, plan, serde.fingerprint(plan), snapshot_inputs(plan, store),
-                  dict(options or {}), time.time())
-    if not run(create_manifest(store, root.plan, query.manifest())):
-        raise InvalidQueryRootError(f"{root}: a query with id {root.query_id!r} already exists",
-                                    uri=root.uri)
+    return run(_write_plan(_new_query(plan, root_uri, query_id, options), store))
+
+
+def _new_query(plan: rel.Relation, root_uri: str, query_id: str | None,
+               options: dict[str, Any] | None) -> Query:
+    """A new query under ``root_uri``, its inputs not snapshotted and nothing written yet."""
+    return Query(QueryRoot.create(root_uri, query_id), plan, serde.fingerprint(plan), (),
+                 dict(options or {}), time.time())
+
+
+async def _write_plan(query: Query, store: StoreOptions) -> Query:
+    """Snapshot the inputs of the new ``query`` and create its ``plan.json``; the query as
+    written (:class:`InvalidQueryRootError` if its id exists)."""
+    query = dataclasses.replace(query, inputs=await _snapshot(query.plan, store))
+    if not await create_manifest(store, query.root.plan, query.manifest()):
+        raise InvalidQueryRootError(f"{query.root}: a query with id {query.root.query_id!r} "
+                                    f"already exists", uri=query.root.uri)
     return query
 
 
@@ -312,11 +321,17 @@ def run_checkpointed(plan: rel.Relation, root_uri: str, ctx: ExecContext | None 
                                    "batch_size": ctx.batch_size}
     if output is not None:
         run_options["output"] = output
-    query = create_query(plan, root_uri, query_id=query_id, store=store, options=run_options)
+    store = store or StoreOptions()
+    query = _new_query(plan, root_uri, query_id, run_options)
+    # A fresh id on threads: plan.json is written in the background (see _execute). A given
+    # id may exist already, and other runners commit without the committer: plan.json first.
+    written = query_id is not None or runner != "thread"
+    if written:
+        query = run(_write_plan(query, store))
     if on_created is not None:
         on_created(query.root)
-    return _execute(query, ctx, store or StoreOptions(), options or CheckpointOptions(),
-                    runner, on_task, fresh=True)
+    return _execute(query, ctx, store, options or CheckpointOptions(), runner, on_task,
+                    fresh=True, write_plan=not written)
 
 
 def resume(query_uri: str | Query, ctx: ExecContext | None = None, *, restart: bool = False,
@@ -377,12 +392,21 @@ def _restart(query: Query, inputs: tuple[dict[str, Any], ...], store: StoreOptio
 
 def _execute(query: Query, ctx: ExecContext, store: StoreOptions, options: CheckpointOptions,
              runner: Runner, on_task: Callable[[TaskEvent], None] | None, *,
-             fresh: bool = False, committed: dict | None = None) -> QueryResult:
+             fresh: bool = False, committed: dict | None = None,
+             write_plan: bool = False) -> QueryResult:
     # Background commits only for a query this run created, on threads: a resume may race
     # another resume of the query, and must then discard its attempt (and run on with the
     # winner's output) rather than fail because its next tasks read its own from memory.
     exchanges = QueryExchanges(query.root, store, options, fresh=fresh,
                                background=fresh and runner == "thread", committed=committed)
+    if write_plan:
+        # plan.json is the committer's first job: written while the first tasks compute, and
+        # created before any commit (commits follow it in order; if it fails, none is made).
+        async def nothing(*_: Any) -> None:
+            return None
+
+        assert exchanges.committer is not None, "a fresh run on threads commits in background"
+        exchanges.committer.submit(0, lambda: _write_plan(query, store), nothing, nothing)
     try:
         table = run_parallel(query.plan, ctx,
                              runner=SparkRunner() if runner == "spark" else runner,

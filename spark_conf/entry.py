@@ -8,6 +8,8 @@ Spark.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import importlib
 import logging
 import sys
@@ -36,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     from wjio.errors import WjioError
 
+    # At exit the interpreter collects every object once more before it tears down: ~0.3 s
+    # after a query (of a ~1.7 s ``wj resume``), for objects that die with the process anyway.
+    # Frozen at exit, they are left out of that collection. Registered once per process.
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
     try:
         return args.func(args) or 0
     except WjioError as e:

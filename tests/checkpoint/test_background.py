@@ -13,6 +13,7 @@ import pytest
 from checkpoint import run_checkpointed
 from checkpoint.committer import Committer
 from checkpoint.copies import LocalCopies
+from checkpoint.errors import InvalidQueryRootError
 from checkpoint.exchange import ObjectStoreExchange
 from checkpoint.layout import QueryRoot
 from checkpoint.options import CheckpointOptions
@@ -100,12 +101,37 @@ def test_failed_background_upload_fails_the_query_and_commits_nothing(s3_table, 
         # The first PUT after plan.json (the first task's output) is refused, with no retry.
         proxy.set_faults(Faults(methods=("PUT",), slowdown_503=1.0, max_faults=1))
 
-    with pytest.raises(errors.WjioError):
+    with pytest.raises(errors.WjioError):   # a given id: plan.json is written up front
         run_checkpointed(aggregate_plan(t), root, ExecContext(parallelism=1),
                          store=_store(proxy, max_attempts=1), scan_partitions=4,
-                         on_created=fault_after_plan)
+                         query_id="q-upload-fails", on_created=fault_after_plan)
     assert sum(proxy.stats().faults_injected.values()) == 1
     proxy.set_faults(Faults())
     stored = keys(s3, created[0])
     # Nothing committed, no result; later attempts that uploaded were deleted, not committed.
     assert sorted(stored) == ["plan.json"], sorted(stored)
+
+
+def test_failed_background_plan_write_fails_the_query_and_commits_nothing(s3_table, root, s3):
+    """A fresh id on threads: plan.json is the committer's first job, written while the first
+    tasks compute. When it cannot be created (here another writer took the id first), the
+    query fails and nothing of it is committed; every attempt's upload is deleted."""
+    t = s3_table("t", sample())
+    created: list[QueryRoot] = []
+    theirs = b'{"format": 2, "query_id": "someone else"}'
+
+    def take_the_id(r: QueryRoot) -> None:
+        created.append(r)
+        s3.put_object(Bucket=TEST_BUCKET, Key=r.plan.key, Body=theirs)
+
+    with pytest.raises(InvalidQueryRootError, match="already exists"):
+        run_checkpointed(aggregate_plan(t), root, scan_partitions=4, on_created=take_the_id)
+    assert sorted(keys(s3, created[0])) == ["plan.json"]
+    assert s3.get_object(Bucket=TEST_BUCKET, Key=created[0].plan.key)["Body"].read() == theirs
+    # The same plan with the id free: plan.json, every commit, then the result.
+    events = Events()
+    done = run_checkpointed(aggregate_plan(t), root, scan_partitions=4, on_task=events)
+    assert done.table.equals(run(single_plan(t)))
+    stored = keys(s3, done.root)
+    assert "plan.json" in stored and "result/result.json" in stored
+    assert len(records(s3, done.root)) == sum(events.tasks("commit").values()) == 8
