@@ -47,57 +47,22 @@ def dense_aggregate(table: pa.Table, aggs: Sequence[Agg], keys: Sequence[str]) -
         return None
     k = _numbers(key)
     if (k[1:] >= k[:-1]).all():
-        return _sorted_aggregate(table, aggs, keys, k)
-    lo, hi = int(k.min()), int(k.max())
-    slots = hi - lo + 1
-    if slots > MAX_SLOTS or slots > SLOTS_PER_ROW * len(k) + 4096:
-        return None
-    slot = k - lo if lo else k
-    rows = np.bincount(slot, minlength=slots)
-    groups = np.flatnonzero(rows)
+        groups: _Slots | _Runs = _Runs(k)
+    else:
+        lo, hi = int(k.min()), int(k.max())
+        slots = hi - lo + 1
+        if slots > MAX_SLOTS or slots > SLOTS_PER_ROW * len(k) + 4096:
+            return None
+        groups = _Slots(k - lo if lo else k, slots, lo)
     schema = _acero_schema(table, aggs, keys)
-    arrays = [pa.array((groups + lo).astype(np.int64)).cast(key.type)]
+    arrays = [pa.array(groups.keys).cast(key.type)]
     for (target, fn, _, _), field in zip(aggs, list(schema)[1:], strict=True):
         if fn == "hash_count_all":
-            arrays.append(pa.array(rows[groups], field.type))
+            arrays.append(pa.array(groups.rows, field.type))
             continue
         column = table.column(target)
         valid = _valid(column)
-        counts = rows if valid is None else np.bincount(slot, valid, slots).astype(np.int64)
-        if fn == "hash_count":
-            arrays.append(pa.array(counts[groups], field.type))
-            continue
-        values = _unscaled(column) if pa.types.is_decimal(column.type) else _numbers(column)
-        if values is None:
-            return None
-        if valid is not None:
-            values = np.where(valid, values, 0)
-        if max(-int(values.min()), int(values.max())) * len(values) >= EXACT:
-            return None
-        sums = np.bincount(slot, values.astype(np.float64), slots)[groups]
-        arrays.append(_sum_array(np.rint(sums).astype(np.int64), counts[groups] == 0,
-                                 field.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _sorted_aggregate(table: pa.Table, aggs: Sequence[Agg], keys: Sequence[str],
-                      k: np.ndarray) -> pa.Table | None:
-    """:func:`dense_aggregate` of rows whose key ``k`` never decreases (a scan of a table
-    sorted on it, e.g. TPC-H lineitem's order key): each group is a run, summed in one
-    sequential pass by ``numpy.add.reduceat``, in int64 (exact while the row count times the
-    largest magnitude stays below 2**63) and at any key range."""
-    n = len(k)
-    starts = np.concatenate(([0], np.flatnonzero(k[1:] != k[:-1]) + 1))
-    rows = np.diff(np.append(starts, n))
-    schema = _acero_schema(table, aggs, keys)
-    arrays = [pa.array(k[starts]).cast(table.schema.field(keys[0]).type)]
-    for (target, fn, _, _), field in zip(aggs, list(schema)[1:], strict=True):
-        if fn == "hash_count_all":
-            arrays.append(pa.array(rows, field.type))
-            continue
-        column = table.column(target)
-        valid = _valid(column)
-        counts = rows if valid is None else np.add.reduceat(valid.astype(np.int64), starts)
+        counts = groups.rows if valid is None else groups.count(valid)
         if fn == "hash_count":
             arrays.append(pa.array(counts, field.type))
             continue
@@ -106,10 +71,53 @@ def _sorted_aggregate(table: pa.Table, aggs: Sequence[Agg], keys: Sequence[str],
             return None
         if valid is not None:
             values = np.where(valid, values, 0)
-        if max(-int(values.min()), int(values.max())) * n >= 2**63:
+        sums = groups.sum(values, max(-int(values.min()), int(values.max())) * len(values))
+        if sums is None:
             return None
-        arrays.append(_sum_array(np.add.reduceat(values, starts), counts == 0, field.type))
+        arrays.append(_sum_array(sums, counts == 0, field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class _Slots:
+    """Groups by direct addressing: ``slot`` (0..slots-1) per row, the key minus ``lo``."""
+
+    def __init__(self, slot: np.ndarray, slots: int, lo: int) -> None:
+        self.slot, self.slots = slot, slots
+        rows = np.bincount(slot, minlength=slots)
+        self.groups = np.flatnonzero(rows)
+        self.keys = (self.groups + lo).astype(np.int64)
+        self.rows = rows[self.groups]
+
+    def count(self, valid: np.ndarray) -> np.ndarray:
+        return np.bincount(self.slot, valid, self.slots).astype(np.int64)[self.groups]
+
+    def sum(self, values: np.ndarray, bound: int) -> np.ndarray | None:
+        """Per-group sums, in float64: exact while ``bound`` (the row count times the largest
+        magnitude) stays below 2**53, else None."""
+        if bound >= EXACT:
+            return None
+        sums = np.bincount(self.slot, values.astype(np.float64), self.slots)[self.groups]
+        return np.rint(sums).astype(np.int64)
+
+
+class _Runs:
+    """Groups of rows whose key ``k`` never decreases (a scan of a table sorted on it, e.g.
+    TPC-H lineitem's order key): each group is a run, summed in one sequential pass by
+    ``numpy.add.reduceat``, at any key range."""
+
+    def __init__(self, k: np.ndarray) -> None:
+        self.starts = np.concatenate(([0], np.flatnonzero(k[1:] != k[:-1]) + 1))
+        self.keys = k[self.starts]
+        self.rows = np.diff(np.append(self.starts, len(k)))
+
+    def count(self, valid: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(valid.astype(np.int64), self.starts)
+
+    def sum(self, values: np.ndarray, bound: int) -> np.ndarray | None:
+        """Per-group sums, in int64: exact while ``bound`` stays below 2**63, else None."""
+        if bound >= 2**63:
+            return None
+        return np.add.reduceat(values, self.starts)
 
 
 def _covered(agg: Agg, table: pa.Table) -> bool:
