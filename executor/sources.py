@@ -98,8 +98,7 @@ class LocalParquetSource(TableSource):
         row_filter = dictionary.RowFilter(dictionary.conjuncts(conjuncts, dataset.schema))
         read = list(columns) + sorted({n for c in row_filter.conjuncts for n in c.columns}
                                       - set(columns))
-        filters: dict[frozenset[str], dictionary.RowFilter] = {}
-        """``row_filter`` for the files where some columns have no nulls."""
+        filters: dict[frozenset[str], dictionary.RowFilter] = {}  # by the files' null-free columns
         for run in self._runs(share):
             path = run[0].path
             if _stamp(path) != self._stamps[path]:  # rows located by an old footer: wrong rows
@@ -116,15 +115,7 @@ class LocalParquetSource(TableSource):
             if kept is None:
                 kept = filters[file.no_nulls] = row_filter.without_null_checks(file.no_nulls)
             chosen = file.dictionary.intersection(kept.filtered_alone).intersection(read)
-            table = None
-            if not chosen and file.polars.issuperset(read):
-                table = _polars_rows(path, read, file.starts[ids[0]],
-                                     file.starts[ids[-1] + 1] - file.starts[ids[0]])
-            if table is None:
-                with pq.ParquetFile(path, metadata=file.metadata,
-                                    read_dictionary=sorted(chosen)) as reader:
-                    table = reader.read_row_groups(ids, columns=read, use_threads=False)
-            table = _conform(table, dataset.schema, chosen)
+            table = _conform(_decode(path, file, ids, read, chosen), dataset.schema, chosen)
             plain = {n: dataset.schema.field(n).type for n in chosen}
             yield from kept.apply(table, plain, keep=columns).to_batches()
 
@@ -230,6 +221,20 @@ def _polars_rows(path: str, columns: list[str], start: int, length: int) -> pa.T
     except pl.exceptions.PolarsError:
         return None
     return rows.to_arrow(compat_level=pl.CompatLevel.newest())
+
+
+def _decode(path: str, file: _LocalFile, row_groups: list[int], columns: list[str],
+            as_dictionary: frozenset[str]) -> pa.Table:
+    """``columns`` of the consecutive ``row_groups`` of the file at ``path``: by polars when it
+    decodes them all exactly and none is wanted as a dictionary, else by pyarrow."""
+    if not as_dictionary and file.polars.issuperset(columns):
+        start, end = file.starts[row_groups[0]], file.starts[row_groups[-1] + 1]
+        table = _polars_rows(path, columns, start, end - start)
+        if table is not None:
+            return table
+    with pq.ParquetFile(path, metadata=file.metadata,
+                        read_dictionary=sorted(as_dictionary)) as reader:
+        return reader.read_row_groups(row_groups, columns=columns, use_threads=False)
 
 
 def _conform(table: pa.Table, schema: pa.Schema, as_dictionary: frozenset[str]) -> pa.Table:
