@@ -152,7 +152,7 @@ class LocalParquetSource(TableSource):
                 metadata, frozenset(schema.names),
                 dictionary.dictionary_columns(metadata, schema.names),
                 frozenset(f.name for f in schema if _polars_exact(f.type)), tuple(starts),
-                _without_nulls(metadata))
+                dictionary.null_free_columns(metadata))
         return file
 
 
@@ -175,20 +175,6 @@ class _LocalFile:
     """The first row of each row group, then the row count."""
     no_nulls: frozenset[str]
     """The flat columns without a null (required, or a null count of 0 in every row group)."""
-
-
-def _without_nulls(metadata: pq.FileMetaData) -> frozenset[str]:
-    found = set()
-    for i in range(metadata.num_columns):
-        column = metadata.schema.column(i)
-        if "." in column.path:  # a nested leaf, not a top-level column
-            continue
-        if column.max_definition_level == 0 or all(
-                (stats := metadata.row_group(rg).column(i).statistics) is not None
-                and stats.has_null_count and stats.null_count == 0
-                for rg in range(metadata.num_row_groups)):
-            found.add(column.path)
-    return frozenset(found)
 
 
 def _stamp(path: str) -> tuple[int, int]:

@@ -63,6 +63,22 @@ def dictionary_columns(metadata: pq.FileMetaData, names: Iterable[str]) -> froze
     return frozenset(chosen)
 
 
+def null_free_columns(metadata: pq.FileMetaData) -> frozenset[str]:
+    """The flat top-level columns of one Parquet file that hold no null, from its footer alone:
+    required ones, and those with a null count of 0 in every row group's statistics."""
+    found = set()
+    for i in range(metadata.num_columns):
+        column = metadata.schema.column(i)
+        if "." in column.path:  # a nested leaf, not a top-level column
+            continue
+        if column.max_definition_level == 0 or all(
+                (stats := metadata.row_group(rg).column(i).statistics) is not None
+                and stats.has_null_count and stats.null_count == 0
+                for rg in range(metadata.num_row_groups)):
+            found.add(column.path)
+    return frozenset(found)
+
+
 def _dictionary_chunk(chunk: pq.ColumnChunkMetaData) -> bool:
     if chunk.num_values == 0:
         return True  # an empty row group decodes to nothing either way

@@ -49,7 +49,13 @@ from wjio.decode import (
     decode_units,
     plan_units,
 )
-from wjio.dictionary import Conjunct, RowFilter, conjuncts, dictionary_columns
+from wjio.dictionary import (
+    Conjunct,
+    RowFilter,
+    conjuncts,
+    dictionary_columns,
+    null_free_columns,
+)
 from wjio.footer import Footer, Tail, read_footer
 from wjio.options import ScanOptions, StoreOptions
 from wjio.ranges import ByteRange, column_chunk_range, plan_fetch
@@ -91,6 +97,9 @@ class RowGroupTask:
     dictionary: dict[str, pa.DataType]
     """Columns decoded as dictionaries (:func:`wjio.dictionary.dictionary_columns` of the
     file), with the plain type each is turned back into after filtering."""
+    row_filter: RowFilter | None = None
+    """The scan's row filter for this file: without the ``IS NOT NULL`` conjuncts on columns
+    the file holds no null in (:func:`wjio.dictionary.null_free_columns`)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,8 @@ class ScanPlan:
     projection: Projection
     predicate: pc.Expression | None
     row_filter: RowFilter | None
-    """``predicate`` as its conjuncts, applied to each decoded row group."""
+    """``predicate`` as its conjuncts; each task applies its file's version of it
+    (:attr:`RowGroupTask.row_filter`) to its decoded row group."""
     tasks: tuple[RowGroupTask, ...]
     files: tuple[DataFile, ...]
     columns: tuple[DecodeColumn, ...]
@@ -261,11 +271,18 @@ class ParquetScan:
         alone = row_filter.filtered_alone if row_filter is not None else frozenset()
         whole = [n for n in projection.read_columns if "." not in n and n in alone]
         tasks: list[RowGroupTask] = []
+        filters: dict[frozenset[str], RowFilter] = {}  # by the files' null-free columns
         for file, footer in zip(files, footers, strict=True):
             chosen = dictionary_columns(footer.metadata, whole) if self.dictionary else ()
             dictionary = {n: schema.field(n).type for n in chosen}
+            file_filter = row_filter
+            if row_filter is not None:
+                free = null_free_columns(footer.metadata)
+                file_filter = filters.get(free)
+                if file_filter is None:
+                    file_filter = filters[free] = row_filter.without_null_checks(free)
             tasks += self._plan_file(file, footer, schema, partitions, projection, columns, expr,
-                                     dictionary)
+                                     dictionary, file_filter)
         if self.part is not None:
             tasks = tasks[self.part[0]::self.part[1]]
         self.stats.bytes_needed = sum(t.needed_bytes for t in tasks)
@@ -374,6 +391,7 @@ class ParquetScan:
         columns: tuple[DecodeColumn, ...],
         expr: pc.Expression | None,
         dictionary: dict[str, pa.DataType],
+        row_filter: RowFilter | None,
     ) -> list[RowGroupTask]:
         md = footer.metadata
         values = partition_values(file, partitions)
@@ -425,7 +443,7 @@ class ParquetScan:
                     footer, rg_index, values, tuple(fetch), tuple(local),
                     plan_units(columns, by_leaf, fetch),
                     sum(r.size for r in needed), fetch_bytes + uncompressed, uncompressed,
-                    dictionary,
+                    dictionary, row_filter,
                 )
             )
         return tasks
@@ -564,7 +582,7 @@ class _Pipeline:
                 decoded = [t for tables in await asyncio.gather(*earlier) for t in tables]
                 table = await loop.run_in_executor(
                     pool, decode_row_group, footer, task.row_group, batch, use_threads,
-                    task.partition, plan.row_filter, plan.projection.output, decoded,
+                    task.partition, task.row_filter, plan.projection.output, decoded,
                     task.dictionary,
                 )
                 break
