@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from executor.errors import UnsupportedError
+from executor.eval.strings import match_kernel
 from executor.ir import expressions as ex
 from executor.ir import functions as fn
 
@@ -99,27 +100,10 @@ def _(e: ex.In) -> pc.Expression:
                                            pc.scalar(pa.scalar(None, pa.bool_()))])
 
 
-@to_arrow_expression.register
-def _(e: fn.Like) -> pc.Expression:
-    if e.pattern.endswith("\\") and not e.pattern.endswith("\\\\"):
-        raise UnsupportedError("Like", "pattern ends with the escape character")
-    return pc.Expression._call("match_like", [to_arrow_expression(e.child)],
-                               pc.MatchSubstringOptions(e.pattern))
-
-
-@to_arrow_expression.register
-def _(e: fn.StartsWith) -> pc.Expression:
-    return pc.Expression._call("starts_with", [to_arrow_expression(e.child)],
-                               pc.MatchSubstringOptions(e.prefix))
-
-
-@to_arrow_expression.register
-def _(e: fn.EndsWith) -> pc.Expression:
-    return pc.Expression._call("ends_with", [to_arrow_expression(e.child)],
-                               pc.MatchSubstringOptions(e.suffix))
-
-
-@to_arrow_expression.register
-def _(e: fn.Contains) -> pc.Expression:
-    return pc.Expression._call("match_substring", [to_arrow_expression(e.child)],
-                               pc.MatchSubstringOptions(e.substring))
+@to_arrow_expression.register(fn.Like)
+@to_arrow_expression.register(fn.StartsWith)
+@to_arrow_expression.register(fn.EndsWith)
+@to_arrow_expression.register(fn.Contains)
+def _(e) -> pc.Expression:
+    name, options = match_kernel(e)
+    return pc.Expression._call(name, [to_arrow_expression(e.child)], options)

@@ -40,27 +40,28 @@ def _(e: fn.Substring) -> Kernel:
     return _unary(e, f)
 
 
-@lower.register
-def _(e: fn.Like) -> Kernel:
-    if e.pattern.endswith("\\") and not e.pattern.endswith("\\\\"):
-        raise UnsupportedError("Like", "pattern ends with the escape character")
-    pattern = e.pattern
-    return _unary(e, lambda x: pc.match_like(x, pattern))
+def match_kernel(e: fn.Like | fn.StartsWith | fn.EndsWith | fn.Contains
+                 ) -> tuple[str, pc.MatchSubstringOptions]:
+    """The Arrow kernel and options that evaluate a LIKE or substring test exactly as Spark
+    does: used here and for the scan filters pushed to Arrow (:mod:`executor.eval.pushdown`)."""
+    if isinstance(e, fn.Like):
+        if e.pattern.endswith("\\") and not e.pattern.endswith("\\\\"):
+            raise UnsupportedError("Like", "pattern ends with the escape character")
+        return "match_like", pc.MatchSubstringOptions(e.pattern)
+    if isinstance(e, fn.StartsWith):
+        return "starts_with", pc.MatchSubstringOptions(e.prefix)
+    if isinstance(e, fn.EndsWith):
+        return "ends_with", pc.MatchSubstringOptions(e.suffix)
+    return "match_substring", pc.MatchSubstringOptions(e.substring)
 
 
-@lower.register
-def _(e: fn.StartsWith) -> Kernel:
-    return _unary(e, lambda x: pc.starts_with(x, e.prefix))
-
-
-@lower.register
-def _(e: fn.EndsWith) -> Kernel:
-    return _unary(e, lambda x: pc.ends_with(x, e.suffix))
-
-
-@lower.register
-def _(e: fn.Contains) -> Kernel:
-    return _unary(e, lambda x: pc.match_substring(x, e.substring))
+@lower.register(fn.Like)
+@lower.register(fn.StartsWith)
+@lower.register(fn.EndsWith)
+@lower.register(fn.Contains)
+def _(e) -> Kernel:
+    name, options = match_kernel(e)
+    return _unary(e, lambda x: pc.call_function(name, [x], options))
 
 
 @lower.register
