@@ -98,7 +98,6 @@ class LocalParquetSource(TableSource):
         row_filter = dictionary.RowFilter(dictionary.conjuncts(conjuncts, dataset.schema))
         read = list(columns) + sorted({n for c in row_filter.conjuncts for n in c.columns}
                                       - set(columns))
-        filters: dict[frozenset[str], dictionary.RowFilter] = {}  # by the files' null-free columns
         for run in self._runs(share):
             path = run[0].path
             if _stamp(path) != self._stamps[path]:  # rows located by an old footer: wrong rows
@@ -111,9 +110,7 @@ class LocalParquetSource(TableSource):
                                                    schema=dataset.schema)
                 continue
             ids = [rg.id for fragment in run for rg in fragment.row_groups]
-            kept = filters.get(file.no_nulls)
-            if kept is None:
-                kept = filters[file.no_nulls] = row_filter.without_null_checks(file.no_nulls)
+            kept = row_filter.without_null_checks(file.no_nulls)
             chosen = file.dictionary.intersection(kept.filtered_alone).intersection(read)
             table = _conform(_decode(path, file, ids, read, chosen), dataset.schema, chosen)
             plain = {n: dataset.schema.field(n).type for n in chosen}

@@ -86,14 +86,6 @@ def _dictionary_chunk(chunk: pq.ColumnChunkMetaData) -> bool:
             and chunk.total_uncompressed_size <= MAX_BYTES_PER_VALUE * chunk.num_values)
 
 
-def dictionary_schema(schema: pa.Schema, columns: Collection[str]) -> pa.Schema:
-    """``schema`` with ``columns`` as the dictionary type a Parquet dictionary read yields."""
-    return pa.schema([
-        f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in columns else f
-        for f in schema
-    ], metadata=schema.metadata)
-
-
 @dataclass(frozen=True, eq=False)  # Expression == builds an expression, not a bool
 class Conjunct:
     """One conjunct of a filter and the top-level columns it references."""
@@ -128,17 +120,23 @@ class RowFilter:
     def __init__(self, conjuncts: Sequence[Conjunct]) -> None:
         self.conjuncts = tuple(conjuncts)
         self._masks: dict[str, tuple[pa.Array, pa.Array]] = {}
+        self._without: dict[frozenset[str], RowFilter] = {}
+        """:meth:`without_null_checks` by its columns: a scan's files mostly share them."""
 
     def without_null_checks(self, no_nulls: Collection[str]) -> RowFilter:
         """This filter for data in which the columns ``no_nulls`` hold no null: their
         ``IS NOT NULL`` conjuncts (which Spark adds to most scans) dropped, being true on every
-        row. A filter left with no conjunct filters nothing, sparing the copy of every row."""
-        dropped = [c for c in self.conjuncts if len(c.columns) == 1
-                   and (name := next(iter(c.columns))) in no_nulls
-                   and c.expression.equals(pc.field(name).is_valid())]
-        if not dropped:
-            return self
-        return RowFilter([c for c in self.conjuncts if not any(c is d for d in dropped)])
+        row. A filter left with no conjunct filters nothing, sparing the copy of every row.
+        Made once per set of columns."""
+        no_nulls = frozenset(no_nulls)
+        found = self._without.get(no_nulls)
+        if found is None:
+            kept = [c for c in self.conjuncts if not (
+                len(c.columns) == 1 and (name := next(iter(c.columns))) in no_nulls
+                and c.expression.equals(pc.field(name).is_valid()))]
+            found = self if len(kept) == len(self.conjuncts) else RowFilter(kept)
+            self._without[no_nulls] = found
+        return found
 
     @property
     def filtered_alone(self) -> frozenset[str]:

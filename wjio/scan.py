@@ -271,16 +271,11 @@ class ParquetScan:
         alone = row_filter.filtered_alone if row_filter is not None else frozenset()
         whole = [n for n in projection.read_columns if "." not in n and n in alone]
         tasks: list[RowGroupTask] = []
-        filters: dict[frozenset[str], RowFilter] = {}  # by the files' null-free columns
         for file, footer in zip(files, footers, strict=True):
             chosen = dictionary_columns(footer.metadata, whole) if self.dictionary else ()
             dictionary = {n: schema.field(n).type for n in chosen}
-            file_filter = row_filter
-            if row_filter is not None:
-                free = null_free_columns(footer.metadata)
-                file_filter = filters.get(free)
-                if file_filter is None:
-                    file_filter = filters[free] = row_filter.without_null_checks(free)
+            file_filter = None if row_filter is None else row_filter.without_null_checks(
+                null_free_columns(footer.metadata))
             tasks += self._plan_file(file, footer, schema, partitions, projection, columns, expr,
                                      dictionary, file_filter)
         if self.part is not None:

@@ -25,7 +25,6 @@ class ScanExec(Operator):
     def __init__(self, node: rel.Scan) -> None:
         self.node = node
         self.schema = physical_schema(node.schema)
-        self.pushed: tuple[pc.Expression, ...] = ()
         self.residual = None
         pushed, kept = [], []
         for c in _conjuncts(node.filter):
@@ -33,7 +32,7 @@ class ScanExec(Operator):
                 pushed.append(to_arrow_expression(c))
             except UnsupportedError:
                 kept.append(c)
-        self.pushed = tuple(pushed)
+        self.pushed: tuple[pc.Expression, ...] = tuple(pushed)
         read = list(node.columns)
         if kept:
             residual = functools.reduce(And, kept)
