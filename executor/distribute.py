@@ -30,8 +30,9 @@ import pyarrow as pa
 from executor.errors import UnsupportedError
 from executor.ir import relations as rel
 from executor.ir.expressions import Alias, ColumnRef, Expr, output_name
-from executor.ir.join_order import push_small_joins
+from executor.ir.join_order import only_not_null, push_small_joins
 from executor.ir.subqueries import ScalarSubquery, substitute
+from executor.operators.key_filter import filterable
 
 P = rel.Partitioning
 J = rel.JoinType
@@ -129,7 +130,9 @@ class _Distributor:
         key_names = set(_names(node.keys)[0]) if _names(node.keys) else None
         if d.single or (key_names is not None and node.keys
                         and any(set(h) <= key_names for h in d.hashed)):
-            return node.replace(child=child), self._after_group(node, d)
+            # Still hashed as the input was (on some of the keys), not on all of them.
+            kept = () if d.single else tuple(h for h in d.hashed if set(h) <= key_names)
+            return node.replace(child=child), Dist(d.tasks, kept)
         try:
             for a in node.aggregates:
                 rel.state_fields(a)
@@ -216,14 +219,57 @@ class _Distributor:
         if how in (J.INNER, J.RIGHT) and self._small(node.left):
             return node.replace(left=rel.Exchange(left, P.BROADCAST), right=right), rd
         lk, rk = _key_names(node.left_keys), _key_names(node.right_keys)
-        reuse = (lk is not None and lk in ld.hashed and ld.tasks == self.n,
-                 rk is not None and rk in rd.hashed and rd.tasks == self.n)
+        reuse = [lk is not None and lk in ld.hashed and ld.tasks == self.n,
+                 rk is not None and rk in rd.hashed and rd.tasks == self.n]
+        target = self._filter_target(node)
+        if target is not None:  # the other side goes through its exchange: the filter reads it
+            reuse[1 - target] = False
         left = left if reuse[0] else rel.Exchange(left, P.HASH, node.left_keys, self.n)
         right = right if reuse[1] else rel.Exchange(right, P.HASH, node.right_keys, self.n)
+        if target == 0 and not reuse[0]:
+            left = left.replace(child=_key_filter(left.child, node.left_keys, right,
+                                                  node.right_keys))
+        elif target == 1 and not reuse[1]:
+            right = right.replace(child=_key_filter(right.child, node.right_keys, left,
+                                                    node.left_keys))
         hashed = tuple(k for k, keep in ((lk, how in (J.INNER, J.LEFT, J.SEMI, J.ANTI)),
                                          (rk, how in (J.INNER, J.RIGHT)))
                        if k is not None and keep)
         return node.replace(left=left, right=right), Dist(self.n, hashed)
+
+    def _filter_target(self, node: rel.Join) -> int | None:
+        """Which input of a partitioned join (0: left, 1: right) gets a key filter from the
+        other one (the source), if any. The join must drop the target's rows without a match
+        (inner, right and semi joins drop the left input's; inner, left, semi and anti joins
+        the right's), some key must be an integer or a date, and the source must filter what it
+        scans by more than ``IS NOT NULL`` (or hold a semi join) while the target scans more
+        bytes than the source, or does not filter and is no broadcast candidate."""
+        if self.size_of is None or not any(filterable(k.dtype) for k in node.left_keys):
+            return None
+        how = node.how
+        sides = ((0, node.left, node.right, how in (J.INNER, J.RIGHT, J.SEMI)),
+                 (1, node.right, node.left, how in (J.INNER, J.LEFT, J.SEMI, J.ANTI)))
+        for index, target, source, drops in sides:
+            if not (drops and _selective(source)):
+                continue
+            target_bytes, source_bytes = self._bytes(target), self._bytes(source)
+            if target_bytes is None or source_bytes is None:
+                continue
+            if target_bytes > source_bytes or (not _selective(target)
+                                               and target_bytes >= self.broadcast_bytes):
+                return index
+        return None
+
+    def _bytes(self, node: rel.Relation) -> int | None:
+        """The total file size of the tables ``node`` scans (None if one is unknown)."""
+        total = 0
+        for n in node.walk():
+            if isinstance(n, rel.Scan):
+                size = self.size_of(n.table)
+                if size is None:
+                    return None
+                total += size
+        return total
 
     def _broadcast_right(self, node, left, ld, right):
         return node.replace(left=left, right=rel.Exchange(right, P.BROADCAST)), ld
@@ -254,6 +300,28 @@ class _Distributor:
                     return False
                 total += size
         return total < self.broadcast_bytes
+
+
+def _key_filter(target: rel.Relation, keys: tuple[Expr, ...], source: rel.Exchange,
+                source_keys: tuple[Expr, ...]) -> rel.Relation:
+    """``target`` through a key filter on the keys :mod:`~executor.operators.key_filter`
+    tests."""
+    pairs = [(k, s) for k, s in zip(keys, source_keys, strict=True) if filterable(k.dtype)]
+    return rel.KeyFilter(target, tuple(k for k, _ in pairs), source,
+                         tuple(s for _, s in pairs))
+
+
+def _selective(node: rel.Relation) -> bool:
+    """Whether ``node`` drops rows of what it scans: a filter or a scan's filter testing more
+    than ``IS NOT NULL``, or a semi join."""
+    for n in node.walk():
+        if isinstance(n, rel.Filter) and not only_not_null(n.condition):
+            return True
+        if isinstance(n, rel.Scan) and n.filter is not None and not only_not_null(n.filter):
+            return True
+        if isinstance(n, rel.Join) and n.how is J.SEMI:
+            return True
+    return False
 
 
 def _key_names(keys: tuple[Expr, ...]) -> tuple[str, ...] | None:

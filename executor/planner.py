@@ -1,6 +1,7 @@
 """Lower an IR relation tree to operators (one rule per relation type), checking that each
 operator's schema is the IR's. Inside a stage, an Exchange becomes a read of the exchange
-numbered for it in ``exchange_ids``; without ids (single-partition runs) it is a no-op."""
+numbered for it in ``exchange_ids`` (of all its partitions as a key filter's source);
+without ids (single-partition runs) it is a no-op."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from executor.operators.exchange import ExchangeReadExec, PassThroughExec
 from executor.operators.expand import ExpandExec
 from executor.operators.filter import FilterExec
 from executor.operators.join import HashJoinExec
+from executor.operators.key_filter import KeyFilterExec
 from executor.operators.limit import LimitExec
 from executor.operators.nested_loop_join import NestedLoopJoinExec
 from executor.operators.project import ProjectExec
@@ -53,6 +55,15 @@ def _(node: rel.Values, ids) -> Operator:
 @_plan.register
 def _(node: rel.Filter, ids) -> Operator:
     return FilterExec(node, plan(node.child, ids))
+
+
+@_plan.register
+def _(node: rel.KeyFilter, ids) -> Operator:
+    source = node.source
+    if ids is not None and isinstance(source, rel.Exchange):  # read every partition of it
+        return KeyFilterExec(node, plan(node.child, ids),
+                             ExchangeReadExec(source, ids[source], whole=True))
+    return KeyFilterExec(node, plan(node.child, ids), plan(source, ids))
 
 
 @_plan.register

@@ -2,9 +2,10 @@
 runs as N tasks on a thread or process pool, writing its output through an ``Exchange``.
 
 Stage task counts: a stage reading a hash/round-robin exchange runs one task per partition
-of it (a single exchange: one task); a stage reading only tables (and broadcasts) runs
-``scan_partitions`` tasks, each scanning its share of the files. A stage that scans a table
-*and* reads a multi-partition exchange is refused: the scan would be read by every task.
+of it (a single exchange: one task); a stage reading only tables (and exchanges it reads
+whole: broadcasts, key filters' sources) runs ``scan_partitions`` tasks, each scanning its
+share of the files. A stage that scans a table *and* reads one partition of a
+multi-partition exchange is refused: the scan would be read by every task.
 
 Every stage writes its output through an ``Exchange`` made by an :class:`ExchangeFactory`
 (the result stage too, into one partition): in memory by default, in the object store for a
@@ -61,11 +62,19 @@ P = rel.Partitioning
 
 @dataclass
 class Stage:
+    """``inputs``: the exchanges the stage reads; ``whole``: those of them its tasks read
+    every partition of (broadcasts, and the sources of key filters)."""
+
     index: int
     root: rel.Relation
     output: rel.Exchange | None
     inputs: list[rel.Exchange] = field(default_factory=list)
     has_scan: bool = False
+    whole: set[rel.Exchange] = field(default_factory=set)
+
+    def partitioned_inputs(self) -> list[rel.Exchange]:
+        """The inputs each task reads one partition of."""
+        return [e for e in self.inputs if e not in self.whole]
 
 
 def exchange_ids(plan: rel.Relation) -> dict[rel.Exchange, int]:
@@ -88,16 +97,26 @@ def cut(plan: rel.Relation) -> list[Stage]:
 
     def build(root: rel.Relation, output: rel.Exchange | None) -> Stage:
         stage = Stage(-1, root, output)
+        partitioned: set[rel.Exchange] = set()
         stack = [root]
         while stack:
             node = stack.pop()
             if isinstance(node, rel.Exchange):
                 stage.inputs.append(node)
+                if node.partitioning is not P.BROADCAST:
+                    partitioned.add(node)
                 if node not in done:
                     done[node] = build(node.child, node)
                 continue
             stage.has_scan |= isinstance(node, rel.Scan)
+            if isinstance(node, rel.KeyFilter) and isinstance(node.source, rel.Exchange):
+                stack.append(node.child)
+                stage.inputs.append(node.source)
+                if node.source not in done:
+                    done[node.source] = build(node.source.child, node.source)
+                continue
             stack.extend(node.inputs)
+        stage.whole = set(stage.inputs) - partitioned
         stage.index = len(stages)
         stages.append(stage)
         return stage
@@ -108,7 +127,7 @@ def cut(plan: rel.Relation) -> list[Stage]:
 
 def task_count(stage: Stage, scan_partitions: int) -> int:
     counts = {1 if e.partitioning is P.SINGLE else e.num_partitions
-              for e in stage.inputs if e.partitioning is not P.BROADCAST}
+              for e in stage.partitioned_inputs()}
     if len(counts) > 1:
         raise PlanError(f"stage {stage.index} reads exchanges with different partition "
                         f"counts {sorted(counts)}")
@@ -297,9 +316,10 @@ def _relayed_task(plan_json: str, stage_index: int, partition: int, num_tasks: i
     return [(p, _ipc([b], b.schema)) for p, b in out]
 
 
-def _task_input(source: ExchangeSource, e: rel.Exchange, task: int) -> dict[int, bytes]:
+def _task_input(source: ExchangeSource, e: rel.Exchange, whole: bool, task: int
+                ) -> dict[int, bytes]:
     schema = planner.physical_schema(e.schema)
-    if e.partitioning is P.BROADCAST:
+    if whole:
         return {p: _ipc(list(source.read(p)), schema) for p in range(e.num_partitions)}
     return {task: _ipc(list(source.read(task)), schema)}
 
@@ -467,7 +487,8 @@ class _Scheduler:
             call = (_portable_task, self.plan_json, stage.index, task, n, inputs, output,
                     attempt, self.ctx.batch_size)
         else:
-            inputs = {self.ids[e]: _task_input(sources[self.ids[e]], e, task)
+            inputs = {self.ids[e]: _task_input(sources[self.ids[e]], e, e in stage.whole,
+                                               task)
                       for e in stage.inputs}
             call = (_relayed_task, self.plan_json, stage.index, task, n, inputs,
                     self.ctx.batch_size)

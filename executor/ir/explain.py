@@ -105,6 +105,9 @@ def describe(r: rel.Relation) -> str:
         return f"Values {len(r.rows)} rows [{', '.join(r.schema.names)}]"
     if isinstance(r, rel.Filter):
         return f"Filter {expr_str(r.condition)}"
+    if isinstance(r, rel.KeyFilter):
+        return f"KeyFilter [{_exprs(r.keys)}] in [{_exprs(r.source_keys)}] of " \
+            f"{describe(r.source)} (as below its join)"
     if isinstance(r, rel.Project):
         return f"Project [{_exprs(r.exprs)}]"
     if isinstance(r, rel.Aggregate):
@@ -146,7 +149,8 @@ def explain(r: rel.Relation, *, schema: bool = False) -> str:
         for sq in sub.subqueries_of(node):
             lines.append("  " * (depth + 1) + f":- subquery ({sq.dtype})")
             visit(sq.plan, depth + 2)
-        for child in node.inputs:
+        # A key filter's source is the input of the join above it: shown there.
+        for child in (node.child,) if isinstance(node, rel.KeyFilter) else node.inputs:
             visit(child, depth + 1)
 
     visit(r, 0)

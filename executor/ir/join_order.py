@@ -121,9 +121,9 @@ def _selective_small(node: rel.Relation, is_small: Callable[[str], bool]) -> boo
         if isinstance(n, rel.Scan):
             if not is_small(n.table):
                 return False
-            filtered |= n.filter is not None and not _only_not_null(n.filter)
+            filtered |= n.filter is not None and not only_not_null(n.filter)
         elif isinstance(n, rel.Filter):
-            filtered |= not _only_not_null(n.condition)
+            filtered |= not only_not_null(n.condition)
         elif isinstance(n, rel.Join):
             if n.how is not INNER:
                 return False
@@ -132,7 +132,8 @@ def _selective_small(node: rel.Relation, is_small: Callable[[str], bool]) -> boo
     return filtered
 
 
-def _only_not_null(e) -> bool:
+def only_not_null(e) -> bool:
+    """Whether ``e`` is ``IS NOT NULL`` tests joined by AND."""
     if isinstance(e, And):
-        return _only_not_null(e.left) and _only_not_null(e.right)
+        return only_not_null(e.left) and only_not_null(e.right)
     return isinstance(e, IsNotNull)

@@ -132,6 +132,30 @@ class Filter(Relation):
 
 
 @dataclass(frozen=True)
+class KeyFilter(Relation):
+    """Rows of ``child`` whose every key value occurs among ``source``'s values of the
+    matching ``source_keys`` entry (a null key never does): a runtime filter. Below one input
+    of an equi-join on ``keys = source_keys`` it drops only rows the join drops too (each key
+    is tested on its own, so rows passing may still not match). It may also pass rows
+    through untested (when too few would be dropped), so a plan must not depend on it."""
+
+    child: Relation
+    keys: tuple[Expr, ...]
+    source: Relation
+    source_keys: tuple[Expr, ...]
+
+    def _validate(self) -> None:
+        check(len(self.keys) == len(self.source_keys) > 0, self, "needs matching keys")
+        check_refs(self, self.keys, self.child.schema)
+        check_refs(self, self.source_keys, self.source.schema)
+        for k, s in zip(self.keys, self.source_keys, strict=True):
+            check(k.dtype == s.dtype, self, f"key types differ: {k.dtype} vs {s.dtype}")
+
+    def _schema(self) -> Schema:
+        return self.child.schema
+
+
+@dataclass(frozen=True)
 class Project(Relation):
     """One output column per expression (named by its Alias or ColumnRef)."""
 

@@ -14,10 +14,13 @@ from executor.operators.base import Operator, conform, physical_schema
 
 
 class ExchangeReadExec(Operator):
-    def __init__(self, node: rel.Exchange, exchange_id: int) -> None:
+    """Reads the task's partition of the exchange; every partition when it is a broadcast
+    or ``whole`` (the source of a key filter)."""
+
+    def __init__(self, node: rel.Exchange, exchange_id: int, *, whole: bool = False) -> None:
         self.schema = physical_schema(node.schema)
         self.exchange_id = exchange_id
-        self.broadcast = node.partitioning is rel.Partitioning.BROADCAST
+        self.broadcast = whole or node.partitioning is rel.Partitioning.BROADCAST
         self.num_partitions = node.num_partitions
 
     def execute(self, partition: int, ctx: ExecContext) -> Iterator[pa.RecordBatch]:

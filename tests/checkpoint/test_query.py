@@ -373,3 +373,26 @@ def test_scalar_subquery_is_checkpointed_in_its_own_root(s3_table, root, s3):
     # (nothing under sub/ was written again).
     assert events.tasks("run") == Counter({(2, 0): 1})
     assert keys(s3, q, "sub/") == before
+
+
+@pytest.mark.parametrize("runner", ["thread", "process"])
+def test_key_filter_reads_a_whole_exchange_through_the_store(s3_table, root, runner):
+    """A partitioned join whose big side is filtered by the keys of the small side's hash
+    exchange: scan tasks read every partition of that exchange from the store (process tasks
+    too, themselves), and the result is the join's."""
+    from executor import ir
+    from executor.distribute import distribute
+    from tests.executor.conftest import col
+
+    big, small = s3_table("big", sample(2000, seed=5)), s3_table("small", sample(60, seed=6))
+    keys = ir.Project(small, (ir.Alias(col(small, "k"), "sk"), ir.Alias(col(small, "v"), "sv")))
+    sk = col(keys, "sk")
+    some = ir.Filter(keys, ir.LessThan(sk, ir.Literal(5, sk.dtype)))
+    plan = ir.Join(big, some, "inner", (col(big, "k"),), (sk,))
+    sizes = {big.table: 100_000, small.table: 1_000}
+    physical = distribute(plan, 3, size_of=sizes.get, broadcast_bytes=0)
+    assert [n for n in physical.walk() if isinstance(n, ir.relations.KeyFilter)]
+    result = run_checkpointed(physical, root, runner=runner, scan_partitions=4)
+    expected = run(plan)
+    assert sorted(map(repr, result.table.to_pylist())) == sorted(map(repr, expected.to_pylist()))
+    assert 0 < expected.num_rows

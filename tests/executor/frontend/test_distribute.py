@@ -12,6 +12,8 @@ from executor.distribute import distribute
 from executor.errors import UnsupportedError
 from executor.frontend.spark import to_ir
 from executor.ir import relations as rel
+from executor.ir.explain import explain
+from executor.ir.serde import from_json, to_json
 from executor.stages import cut, task_count
 from tools.tpch import QUERY_NUMBERS, query_text
 
@@ -40,8 +42,12 @@ def test_distributed_equals_single(plans, n):
     plan = plans[n]
     ctx = ExecContext(parallelism=2)
     expected = run(plan, ctx)
-    for parts, sizes in ((3, None), (2, _sizes(ctx))):
-        distributed = distribute(plan, parts, size_of=sizes)
+    # No sizes: every join partitioned, no key filters; sizes: broadcasts (at SF 0.01 every
+    # join); sizes and no broadcasts: partitioned joins with key filters.
+    for parts, sizes, broadcast in ((3, None, None), (2, _sizes(ctx), None),
+                                    (2, _sizes(ctx), 0)):
+        distributed = distribute(plan, parts, size_of=sizes, **(
+            {} if broadcast is None else {"broadcast_bytes": broadcast}))
         assert _exchanges(distributed), "a TPC-H query always needs an exchange"
         stages = cut(distributed)
         for stage in stages:  # every stage obeys the scheduler's rule (raises otherwise)
@@ -67,7 +73,37 @@ def test_broadcast_only_for_small_tables(plans):
         assert not any(t.endswith("lineitem") for t in tables)
     hashed = distribute(plans[5], 2, size_of=_sizes(ctx), broadcast_bytes=0)
     assert not [e for e in _exchanges(hashed) if e.partitioning is P.BROADCAST]
-    assert distribute(plans[5], 2) == hashed  # sizes unknown: never broadcast
+    unknown = distribute(plans[5], 2)  # sizes unknown: never broadcast (nor key filters)
+    assert not [e for e in _exchanges(unknown) if e.partitioning is P.BROADCAST]
+    assert not [n for n in unknown.walk() if isinstance(n, rel.KeyFilter)]
+
+
+def test_key_filter_reads_the_exchange_its_join_reads(plans):
+    """Q5's lineitem is filtered by the order keys of the customer-orders join before its
+    shuffle; the filter reads that join's hash exchange (one stage writes it) whole, from a
+    stage that scans lineitem with scan tasks."""
+    q5 = plans[5]
+    ctx = ExecContext(parallelism=2)
+    physical = distribute(q5, 2, size_of=_sizes(ctx), broadcast_bytes=0)  # SF 0.01: all small
+    lineitem = [n for n in physical.walk() if isinstance(n, rel.KeyFilter)
+                and [k.name.split("#")[0] for k in n.keys] == ["l_orderkey"]]
+    assert lineitem and [k.name.split("#")[0] for k in lineitem[0].source_keys] \
+        == ["o_orderkey"]
+    source = lineitem[0].source
+    joins = [j for j in physical.walk() if isinstance(j, rel.Join) and source in j.inputs]
+    assert joins, "the filter reads the exchange its join reads"
+    stages = cut(physical)
+    producers = [s for s in stages if s.output == source]
+    assert len(producers) == 1  # one stage writes it for both readers
+    scanning = next(s for s in stages if s.output is not None
+                    and s.output.child == lineitem[0])  # it writes lineitem's shuffle
+    assert scanning.has_scan and source in scanning.whole and task_count(scanning, 2) == 2
+    assert producers[0].index < scanning.index
+    assert "KeyFilter [l_orderkey" in explain(physical)
+    assert from_json(to_json(physical)) == physical
+    got = run_parallel(physical, ctx)
+    want = run(q5, ExecContext())
+    assert got.equals(want)
 
 
 def test_two_phase_aggregate_and_single_sort(plans):
@@ -81,7 +117,9 @@ def test_two_phase_aggregate_and_single_sort(plans):
 def test_processes_run_a_distributed_plan(plans):
     plan = plans[3]
     ctx = ExecContext()
-    got = run_parallel(distribute(plan, 2, size_of=_sizes(ctx)), ctx, runner="process")
+    physical = distribute(plan, 2, size_of=_sizes(ctx), broadcast_bytes=0)
+    assert [n for n in physical.walk() if isinstance(n, rel.KeyFilter)]  # relayed whole
+    got = run_parallel(physical, ctx, runner="process")
     assert got.equals(run(plan, ctx))
 
 
