@@ -9,7 +9,9 @@ tracking for every subtree how its rows are spread over the tasks of the stage c
   ``final``; aggregates without a partial state (count distinct) exchange the raw rows and
   aggregate ``complete``. No exchange when the rows are already hashed on a subset of keys;
 * equi-join: broadcast the side whose tables are small (the other side stays where it is),
-  else hash both sides on their keys (reusing a side already hashed on exactly those keys);
+  else hash both sides on their keys (reusing a side already hashed on exactly those keys),
+  one side through a :class:`~executor.ir.relations.KeyFilter` reading the other side's
+  exchange when that side is selective (see ``_filter_target``);
   joins without keys broadcast the side they may (``single`` for full outer);
 * sort, top-N, limit: ``single`` (top-N and limit first cut each task's share);
 * distinct: per-task distinct, ``hash(all columns)``, distinct; window: ``hash(partition
