@@ -11,7 +11,9 @@ Exactness: inner joins over bags are associative and commutative, so
 ``(A JOIN D ON k(A) = k(D) AND c(A, D)) JOIN B`` whenever the keys and the condition read only
 ``A`` and ``D``. A condition reading ``B`` too stays where the join was, as a filter
 (``X JOIN D ON k AND c`` is ``X JOIN D ON k`` filtered by ``c``). Projections on the way pass
-``D``'s columns up, and a final projection puts the columns back in their original order. Only
+``D``'s columns up, and a final projection puts the columns back in their original order.
+Likewise a join keyed ``k1(A) = d1 AND k2(B) = d2`` moves next to ``A`` on ``k1 = d1`` alone,
+``k2 = d2`` filtering where it was (an equality with a null is not true either way). Only
 inner joins move. They move through inner joins, and into the left input of semi and anti
 joins when their keys and condition read only that input: a semi/anti join keeps or drops each
 left row by the row's own columns, which joining ``D`` first does not change (TPC-H Q21: the
@@ -20,11 +22,12 @@ Saudi suppliers meet lineitem before the "other supplier" semi and anti joins, n
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from executor.ir import relations as rel
 from executor.ir.expressions import ColumnRef
-from executor.ir.logic import And, IsNotNull
+from executor.ir.logic import And, EqualTo, IsNotNull
 from executor.ir.node import transform_up
 
 INNER, SEMI, ANTI = rel.JoinType.INNER, rel.JoinType.SEMI, rel.JoinType.ANTI
@@ -61,28 +64,42 @@ def _pushed(join: rel.Join, is_small: Callable[[str], bool]) -> rel.Relation | N
         if not _selective_small(small, is_small):
             continue
         own = set(small.schema.names)
-        keys = {r.name for k in other_keys for r in k.references()}
-        cond = join.condition
-        # With its condition if that reads only the input the keys come from; else the
-        # equi-join alone moves and the condition filters where the join was (Q7's
-        # "n1 is FRANCE and n2 GERMANY, or the other way round" reads both nations).
-        tries = [(cond, False)] if cond is None else [(cond, False), (None, True)]
-        for condition, filter_above in tries:
-            needed = set(keys)
+        for keys, condition, above in _tries(join, other_keys, small_keys):
+            needed = {r.name for k in keys[0] for r in k.references()}
             if condition is not None:
                 needed |= {r.name for r in condition.references() if r.name not in own}
 
-            def attach(base: rel.Relation, small=small, small_keys=small_keys,
-                       other_keys=other_keys, condition=condition) -> rel.Join:
-                return rel.Join(base, small, INNER, other_keys, small_keys, condition)
+            def attach(base: rel.Relation, small=small, keys=keys,
+                       condition=condition) -> rel.Join:
+                return rel.Join(base, small, INNER, keys[0], keys[1], condition)
 
             moved = _push(other, needed, attach, small)
             if moved is not None:
-                if filter_above:
-                    moved = rel.Filter(moved, cond)
+                if above is not None:
+                    moved = rel.Filter(moved, above)
                 return rel.Project(moved, tuple(
                     ColumnRef(f.name, f.dtype, f.nullable) for f in join.schema))
     return None
+
+
+def _tries(join: rel.Join, other_keys: tuple, small_keys: tuple) -> list:
+    """``((other keys, small keys), condition, filter above)`` to try in turn: the whole join;
+    the equi-join alone with its condition filtering where the join was (Q7's "n1 is FRANCE
+    and n2 GERMANY, or the other way round" reads both nations); one key pair alone with the
+    other pairs' equalities (and the condition) filtering where the join was (Q5's supplier
+    joins lineitem by ``l_suppkey`` and customer by ``c_nationkey``: it joins lineitem, and
+    ``c_nationkey = s_nationkey`` filters above)."""
+    cond = join.condition
+    tries = [((other_keys, small_keys), cond, None)]
+    if cond is not None:
+        tries.append(((other_keys, small_keys), None, cond))
+    if len(other_keys) > 1:
+        for i in range(len(other_keys)):
+            rest = [EqualTo(o, s) for j, (o, s) in enumerate(zip(other_keys, small_keys,
+                                                                  strict=True)) if j != i]
+            above = functools.reduce(And, rest + ([cond] if cond is not None else []))
+            tries.append((((other_keys[i],), (small_keys[i],)), None, above))
+    return tries
 
 
 def _push(node: rel.Relation, needed: set[str], attach: Callable[[rel.Relation], rel.Join],

@@ -123,3 +123,24 @@ def test_it_moves_into_the_left_input_of_semi_and_anti_joins(star, how):
     assert sorted_rows(run(moved)) == sorted_rows(run(plan))
     ctx = ExecContext(parallelism=2)
     assert sorted_rows(run_parallel(physical_plan(plan, ctx), ctx)) == sorted_rows(run(plan))
+
+
+def test_a_join_keyed_on_two_inputs_moves_by_one_key_pair(star):
+    """Q5's shape: the dim join's keys read ``fact`` (f_dim = d_id) and ``other``
+    (o_w = d_w): it moves next to ``fact`` on its own pair, the other pair's equality filters
+    where the join was. Nulls behave alike: a null never equals, as a key or in the filter."""
+    fact, other, dim = star
+    wide = ir.Project(dim, (col(dim, "d_id"), col(dim, "d_name"),
+                            ir.Alias(ir.Multiply(col(dim, "d_id"), ir.Literal(10, I64)), "d_w")))
+    small = ir.Filter(wide, EqualTo(col(wide, "d_name"), ir.Literal("a", pa.string())))
+    inner = ir.Join(fact, other, "inner", (col(fact, "f_other"),), (col(other, "o_id"),))
+    keep = ir.Project(inner, tuple(col(inner, c) for c in ("f_id", "f_dim", "f_v", "o_w")))
+    plan = ir.Join(keep, small, "inner", (col(keep, "f_dim"), col(keep, "o_w")),
+                   (col(small, "d_id"), col(small, "d_w")))
+    moved = push_small_joins(plan, lambda table: "dim" in table)
+    dim_join = next(j for j in _joins(moved) if j.right == small)
+    assert dim_join.left == fact and [k.name for k in dim_join.left_keys] == ["f_dim"]
+    above = [n for n in moved.walk() if isinstance(n, ir.Filter) and n.child != wide]
+    assert [f.condition for f in above] == [EqualTo(col(keep, "o_w"), col(small, "d_w"))]
+    assert sorted_rows(run(moved)) == sorted_rows(run(plan))
+    assert 0 < run(plan).num_rows
