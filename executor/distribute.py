@@ -244,8 +244,9 @@ class _Distributor:
         other one (the source), if any. The join must drop the target's rows without a match
         (inner, right and semi joins drop the left input's; inner, left, semi and anti joins
         the right's), some key must be an integer or a date, and the source must filter what it
-        scans by more than ``IS NOT NULL`` (or hold a semi join) while the target scans more
-        bytes than the source, or does not filter and is no broadcast candidate."""
+        scans by more than ``IS NOT NULL`` (or hold a semi join) while the target scans at
+        least the bytes the source's rows come from, or does not filter and is no broadcast
+        candidate."""
         if self.size_of is None or not any(filterable(k.dtype) for k in node.left_keys):
             return None
         how = node.how
@@ -254,23 +255,33 @@ class _Distributor:
         for index, target, source, drops in sides:
             if not (drops and _selective(source)):
                 continue
-            target_bytes, source_bytes = self._bytes(target), self._bytes(source)
+            target_bytes, source_bytes = self._bytes(target), self._bytes(source, rows=True)
             if target_bytes is None or source_bytes is None:
                 continue
-            if target_bytes > source_bytes or (not _selective(target)
-                                               and target_bytes >= self.broadcast_bytes):
+            if target_bytes >= source_bytes or (not _selective(target)
+                                                and target_bytes >= self.broadcast_bytes):
                 return index
         return None
 
-    def _bytes(self, node: rel.Relation) -> int | None:
-        """The total file size of the tables ``node`` scans (None if one is unknown)."""
+    def _bytes(self, node: rel.Relation, *, rows: bool = False) -> int | None:
+        """The total file size of the tables ``node`` scans (None if one is unknown). With
+        ``rows``, only of the tables its rows come from: not the right inputs of semi and
+        anti joins, nor tables under the broadcast threshold (they only drop rows, or join
+        a few to many)."""
         total = 0
-        for n in node.walk():
+        stack = [node]
+        while stack:
+            n = stack.pop()
             if isinstance(n, rel.Scan):
                 size = self.size_of(n.table)
                 if size is None:
                     return None
-                total += size
+                if not rows or size >= self.broadcast_bytes:
+                    total += size
+            elif rows and isinstance(n, rel.Join) and n.how in (J.SEMI, J.ANTI):
+                stack.append(n.left)
+            else:
+                stack.extend(n.inputs)
         return total
 
     def _broadcast_right(self, node, left, ld, right):
