@@ -63,7 +63,8 @@ P = rel.Partitioning
 @dataclass
 class Stage:
     """``inputs``: the exchanges the stage reads; ``whole``: those of them its tasks read
-    every partition of (broadcasts, and the sources of key filters)."""
+    every partition of (broadcasts, and the sources of key filters), ``partitioned``: those
+    each task reads its own partition of (an exchange may be read both ways)."""
 
     index: int
     root: rel.Relation
@@ -71,10 +72,7 @@ class Stage:
     inputs: list[rel.Exchange] = field(default_factory=list)
     has_scan: bool = False
     whole: set[rel.Exchange] = field(default_factory=set)
-
-    def partitioned_inputs(self) -> list[rel.Exchange]:
-        """The inputs each task reads one partition of."""
-        return [e for e in self.inputs if e not in self.whole]
+    partitioned: set[rel.Exchange] = field(default_factory=set)
 
 
 def exchange_ids(plan: rel.Relation) -> dict[rel.Exchange, int]:
@@ -97,26 +95,26 @@ def cut(plan: rel.Relation) -> list[Stage]:
 
     def build(root: rel.Relation, output: rel.Exchange | None) -> Stage:
         stage = Stage(-1, root, output)
-        partitioned: set[rel.Exchange] = set()
-        stack = [root]
+        stack: list[tuple[rel.Relation, bool]] = [(root, False)]
         while stack:
-            node = stack.pop()
+            node, whole = stack.pop()
             if isinstance(node, rel.Exchange):
                 stage.inputs.append(node)
-                if node.partitioning is not P.BROADCAST:
-                    partitioned.add(node)
+                if whole or node.partitioning is P.BROADCAST:
+                    stage.whole.add(node)
+                else:
+                    stage.partitioned.add(node)
                 if node not in done:
                     done[node] = build(node.child, node)
                 continue
             stage.has_scan |= isinstance(node, rel.Scan)
-            if isinstance(node, rel.KeyFilter) and isinstance(node.source, rel.Exchange):
-                stack.append(node.child)
-                stage.inputs.append(node.source)
-                if node.source not in done:
-                    done[node.source] = build(node.source.child, node.source)
-                continue
-            stack.extend(node.inputs)
-        stage.whole = set(stage.inputs) - partitioned
+            if isinstance(node, rel.KeyFilter):
+                if not isinstance(node.source, rel.Exchange):  # a task would see its share
+                    raise PlanError("a key filter's source must be an Exchange in a plan "
+                                    "cut into stages")
+                stack += [(node.child, False), (node.source, True)]
+            else:
+                stack.extend((i, False) for i in node.inputs)
         stage.index = len(stages)
         stages.append(stage)
         return stage
@@ -127,7 +125,7 @@ def cut(plan: rel.Relation) -> list[Stage]:
 
 def task_count(stage: Stage, scan_partitions: int) -> int:
     counts = {1 if e.partitioning is P.SINGLE else e.num_partitions
-              for e in stage.partitioned_inputs()}
+              for e in stage.partitioned}
     if len(counts) > 1:
         raise PlanError(f"stage {stage.index} reads exchanges with different partition "
                         f"counts {sorted(counts)}")

@@ -107,7 +107,7 @@ def describe(r: rel.Relation) -> str:
         return f"Filter {expr_str(r.condition)}"
     if isinstance(r, rel.KeyFilter):
         return f"KeyFilter [{_exprs(r.keys)}] in [{_exprs(r.source_keys)}] of " \
-            f"{describe(r.source)} (as below its join)"
+            f"{describe(r.source)}"
     if isinstance(r, rel.Project):
         return f"Project [{_exprs(r.exprs)}]"
     if isinstance(r, rel.Aggregate):

@@ -31,17 +31,15 @@ KEEP_LIMIT = 0.8
 
 def filterable(dtype: pa.DataType) -> bool:
     """Whether keys of ``dtype`` can be tested here (integers and dates)."""
-    return pa.types.is_integer(dtype) or pa.types.is_date32(dtype) or pa.types.is_date64(dtype)
+    return pa.types.is_integer(dtype) or pa.types.is_date32(dtype)
 
 
 def _ints(arr: pa.Array) -> np.ndarray:
     """The values of ``arr`` as int64 (nulls as 0: callers mask them)."""
+    if pa.types.is_date32(arr.type):
+        arr = arr.view(pa.int32())  # days since the epoch, nulls kept
     if arr.null_count:
-        arr = pc.fill_null(arr, pa.scalar(0, arr.type) if pa.types.is_integer(arr.type)
-                           else pa.scalar(0, pa.int32()).cast(arr.type))
-    if not pa.types.is_integer(arr.type):
-        width = arr.type.bit_width
-        arr = arr.view(pa.int32() if width == 32 else pa.int64())
+        arr = pc.fill_null(arr, 0)
     return arr.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 

@@ -83,3 +83,12 @@ def test_types_are_checked():
     with pytest.raises(PlanError, match="key types differ"):
         rel.KeyFilter(scan, (col(scan, "k"),), scan, (col(scan, "s"),))
     assert key_filter.filterable(pa.date32()) and not key_filter.filterable(pa.float64())
+
+
+def test_a_staged_plan_reads_the_source_through_an_exchange(table):
+    from executor import run_parallel
+
+    scan = table("t", pa.table({"k": pa.array(range(10), I64)}))
+    node = rel.KeyFilter(scan, (col(scan, "k"),), scan, (col(scan, "k"),))
+    with pytest.raises(PlanError, match="source must be an Exchange"):
+        run_parallel(ir.Exchange(node, "single"))
