@@ -36,8 +36,11 @@ class Node:
             NODE_TYPES[cls.__name__] = cls
 
     def __post_init__(self) -> None:
-        if type(self).abstract:
-            raise PlanError(f"{type(self).__name__} is abstract")
+        cls = type(self)
+        if cls.abstract:
+            raise PlanError(f"{cls.__name__} is abstract")
+        if cls not in _HASH_CACHED:
+            _cache_hash(cls)
         for name in _field_names(type(self)):
             value = getattr(self, name)
             if isinstance(value, list):
@@ -67,6 +70,31 @@ class Node:
 
     def field_values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _field_names(type(self))}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The remembered hash is of this process's string hashing: not carried elsewhere.
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
+
+_HASH_CACHED: set[type] = set()
+
+
+def _cache_hash(cls: type[Node]) -> None:
+    """Make ``cls`` remember each node's hash: the dataclass hash of a node hashes its whole
+    subtree, and plans are looked up by node (exchanges by value, stage cutting) many
+    times."""
+    computed = cls.__dict__.get("__hash__")
+    if computed is not None:
+        def remembered(self, computed=computed) -> int:
+            try:
+                return self.__dict__["_hash"]
+            except KeyError:
+                h = computed(self)
+                object.__setattr__(self, "_hash", h)
+                return h
+
+        cls.__hash__ = remembered  # type: ignore[method-assign,assignment]
+    _HASH_CACHED.add(cls)
 
 
 @functools.cache
