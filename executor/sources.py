@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from executor.errors import ExecutionError
 from wjio import dictionary
+from wjio.polars_decode import exact_type
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
@@ -183,11 +184,8 @@ def _stamp(path: str) -> tuple[int, int]:
 
 
 def _polars_exact(t: pa.DataType) -> bool:
-    return (pa.types.is_integer(t) or (pa.types.is_floating(t) and t.bit_width > 16)
-            or pa.types.is_boolean(t) or pa.types.is_date32(t)
-            or pa.types.is_decimal128(t)
-            or any(is_type(t) for is_type in (pa.types.is_string, pa.types.is_large_string,
-                                              pa.types.is_string_view)))
+    # wjio's rule, without timestamps (INT96 ones decode differently; not checked here).
+    return exact_type(t) and not pa.types.is_timestamp(t)
 
 
 def _polars_rows(path: str, columns: list[str], start: int, length: int) -> pa.Table | None:

@@ -63,14 +63,16 @@ def dictionary_columns(metadata: pq.FileMetaData, names: Iterable[str]) -> froze
     return frozenset(chosen)
 
 
-def null_free_columns(metadata: pq.FileMetaData) -> frozenset[str]:
-    """The flat top-level columns of one Parquet file that hold no null, from its footer alone:
-    required ones, and those with a null count of 0 in every row group's statistics."""
+def null_free_columns(metadata: pq.FileMetaData,
+                      among: Collection[str] | None = None) -> frozenset[str]:
+    """The flat top-level columns of one Parquet file (of ``among`` only, if given) that hold
+    no null, from its footer alone: required ones, and those with a null count of 0 in every
+    row group's statistics."""
     found = set()
     for i in range(metadata.num_columns):
         column = metadata.schema.column(i)
-        if "." in column.path:  # a nested leaf, not a top-level column
-            continue
+        if "." in column.path or (among is not None and column.path not in among):
+            continue  # a nested leaf, not a top-level column; or not asked about
         if column.max_definition_level == 0 or all(
                 (stats := metadata.row_group(rg).column(i).statistics) is not None
                 and stats.has_null_count and stats.null_count == 0
@@ -139,6 +141,18 @@ class RowFilter:
         return found
 
     @property
+    def null_checked(self) -> frozenset[str]:
+        """The columns an ``IS NOT NULL`` conjunct checks (:meth:`without_null_checks` may drop
+        those conjuncts)."""
+        found = set()
+        for c in self.conjuncts:
+            if len(c.columns) == 1:
+                (name,) = c.columns
+                if c.expression.equals(pc.field(name).is_valid()):
+                    found.add(name)
+        return frozenset(found)
+
+    @property
     def filtered_alone(self) -> frozenset[str]:
         """The columns some conjunct references alone: the only ones worth reading as
         dictionaries. A column only read, or grouped on later, decodes to plain values anyway,
@@ -169,7 +183,7 @@ class RowFilter:
             if pc.sum(mask).as_py() != data.num_rows:  # (Spark's isnotnull often keeps all)
                 data = data.filter(mask)
         if first is not None and data.num_rows:
-            data = data.filter(first)
+            data = predicate.filter_rows(data, first)
         wanted = data.schema.names if keep is None else keep
         for name, plain in dictionary.items():
             if name in wanted or any(name in c.columns for c in after):
@@ -177,7 +191,7 @@ class RowFilter:
                                        data.schema.field(name).with_type(plain),
                                        _decode(data.column(name), plain))
         if after:
-            data = data.filter(_conjunction(after))
+            data = predicate.filter_rows(data, _conjunction(after))
         return data if keep is None else data.select(list(keep))
 
     def _rows(self, name: str, expression: pc.Expression,

@@ -13,7 +13,7 @@ import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from wjio import errors
 from wjio.options import ScanOptions
+from wjio.row_group_image import MAGIC, FooterLayout, footer_layout
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
@@ -28,7 +29,6 @@ from wjio.stats import ScanStats
 from wjio.store import ObjectInfo, S3Store
 from wjio.uri import S3Path
 
-MAGIC = b"PAR1"
 ENCRYPTED_MAGIC = b"PARE"
 _TAIL = 8  # length + magic
 
@@ -49,6 +49,12 @@ class Footer:
     @property
     def path(self) -> S3Path:
         return self.info.path
+
+    @cached_property
+    def layout(self) -> FooterLayout:
+        """Where the parts of the metadata lie, for row-group images (walked on first use;
+        raises :class:`~wjio.row_group_image.ThriftError` if the footer cannot be walked)."""
+        return footer_layout(bytes(self.footer_only[len(MAGIC) : -_TAIL]))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyarrow as pa
+import pyarrow._acero as ac  # pyarrow.acero imports pyarrow.dataset and pandas (~0.5 s)
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -41,12 +42,25 @@ def normalize(filter: pc.Expression | None, filters: Sequence | None) -> pc.Expr
 def validate(expr: pc.Expression, schema: pa.Schema, where: str) -> None:
     """Raise :class:`InvalidPredicateError` unless ``expr`` is a boolean predicate on ``schema``."""
     try:
-        schema.empty_table().filter(expr)
+        filter_rows(schema.empty_table(), expr)  # binds and type-checks
     except _BIND_ERRORS as e:
         raise errors.InvalidPredicateError(
             f"filter {expr} is not a valid boolean predicate on {where}: {_first_line(e)}",
             uri=where,
         ) from e
+
+
+def filter_rows(data: pa.Table | pa.RecordBatch,
+                expression: pc.Expression) -> pa.Table | pa.RecordBatch:
+    """``data.filter(expression)``, a table's on the calling thread: for one row group Arrow's
+    thread pool costs more hand-offs than the filter takes (45k rows, 3 columns: 0.36 ms vs
+    0.63 ms)."""
+    if isinstance(data, pa.RecordBatch):
+        return data.filter(expression)
+    return ac.Declaration.from_sequence([
+        ac.Declaration("table_source", ac.TableSourceNodeOptions(data)),
+        ac.Declaration("filter", ac.FilterNodeOptions(expression)),
+    ]).to_table(use_threads=False)  # one thread: rows stay in order
 
 
 def referenced_columns(expr: pc.Expression, schema: pa.Schema) -> set[str]:

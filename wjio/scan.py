@@ -10,7 +10,8 @@ Phases of one scan:
 4. **fetch + decode**: row groups are fetched in order, many ranges in flight across files
    (up to a window of bytes, so row groups arrive in turn), each row group reserving its bytes
    from the memory budget first; a row group's columns are decoded in a thread as soon as the
-   ranges holding them have arrived; batches are yielded in order.
+   ranges holding them have arrived (by polars where it decodes a large row group's columns
+   exactly, else by pyarrow); batches are yielded in order.
 
 Every GET after the footer carries ``If-Match`` with the footer's ETag, so an object replaced
 mid-scan fails loudly instead of mixing versions.
@@ -64,10 +65,11 @@ from wjio.store import S3Store, shared_store
 from wjio.tasks import gather_all
 from wjio.uri import S3Path
 
-# Below this many uncompressed bytes a row group decodes on one thread: Arrow's per-column
-# tasks cost more than they save (measured: 32 tiny row groups 39 ms vs 45 ms with threads;
-# a 500 MB full scan ~10% faster with them).
-_PARALLEL_DECODE_BYTES = 4 * 1024 * 1024
+# From this many uncompressed bytes a row group is large: polars decodes the columns it decodes
+# exactly and pyarrow the rest with threads (wjio.decode.decode_chunks). Below it, pyarrow on
+# one thread: polars' fixed cost per read (footer parse, query set-up) and Arrow's per-column
+# tasks cost more than they save (measured: 32 tiny row groups 39 ms vs 45 ms with threads).
+_LARGE_ROW_GROUP_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -269,13 +271,16 @@ class ParquetScan:
             row_filter = RowFilter(conjuncts(self.conjuncts, schema) if self.dictionary
                                    else (Conjunct(expr, frozenset(filter_columns)),))
         alone = row_filter.filtered_alone if row_filter is not None else frozenset()
+        checked = row_filter.null_checked if row_filter is not None else frozenset()
         whole = [n for n in projection.read_columns if "." not in n and n in alone]
         tasks: list[RowGroupTask] = []
         for file, footer in zip(files, footers, strict=True):
             chosen = dictionary_columns(footer.metadata, whole) if self.dictionary else ()
             dictionary = {n: schema.field(n).type for n in chosen}
-            file_filter = None if row_filter is None else row_filter.without_null_checks(
-                null_free_columns(footer.metadata))
+            file_filter = row_filter
+            if checked:  # (the footer's statistics are walked for these columns only)
+                file_filter = row_filter.without_null_checks(
+                    null_free_columns(footer.metadata, checked))
             tasks += self._plan_file(file, footer, schema, partitions, projection, columns, expr,
                                      dictionary, file_filter)
         if self.part is not None:
@@ -551,7 +556,7 @@ class _Pipeline:
         footer = task.footer
         plan = self.plan
         loop = asyncio.get_running_loop()
-        use_threads = task.uncompressed_bytes >= _PARALLEL_DECODE_BYTES
+        large = task.uncompressed_bytes >= _LARGE_ROW_GROUP_BYTES
         # Started in plan order, so the in-flight window admits row groups in turn.
         gets = [asyncio.ensure_future(self._get(footer, r)) for r in task.fetch]
         earlier: list[asyncio.Future[list[pa.Table]]] = []
@@ -571,12 +576,12 @@ class _Pipeline:
                 batch = [(self._pieces(task, u, gets), u.columns) for u in ready]
                 if pending:
                     earlier.append(loop.run_in_executor(
-                        pool, decode_units, footer, task.row_group, batch, use_threads,
+                        pool, decode_units, footer, task.row_group, batch, large,
                         task.dictionary))
                     continue
                 decoded = [t for tables in await asyncio.gather(*earlier) for t in tables]
                 table = await loop.run_in_executor(
-                    pool, decode_row_group, footer, task.row_group, batch, use_threads,
+                    pool, decode_row_group, footer, task.row_group, batch, large,
                     task.partition, task.row_filter, plan.projection.output, decoded,
                     task.dictionary,
                 )
