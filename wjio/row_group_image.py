@@ -155,16 +155,9 @@ def _walk(buf: bytes, pos: int, shape: _Struct, leaf: int, edits: list[Edit]) ->
     dropped = False
     while True:
         header = pos
-        byte = buf[pos]
-        pos += 1
-        if byte == 0:
+        ttype, fid, pos = _field_header(buf, pos, previous)
+        if not ttype:
             return pos
-        ttype, delta = byte & 0x0F, byte >> 4
-        if delta:
-            fid = previous + delta
-        else:
-            raw, pos = _read_varint(buf, pos)
-            fid = (raw >> 1) ^ -(raw & 1)
         previous = fid
         start = pos
         if fid in shape.dropped:
@@ -245,20 +238,27 @@ def _struct_fields(buf: bytes, pos: int) -> tuple[list[tuple[int, int, int, int]
     out = []
     last = 0
     while True:
-        byte = buf[pos]
-        pos += 1
-        if byte == 0:
+        ttype, fid, pos = _field_header(buf, pos, last)
+        if not ttype:
             return out, pos
-        ttype, delta = byte & 0x0F, byte >> 4
-        if delta:
-            fid = last + delta
-        else:
-            raw, pos = _read_varint(buf, pos)
-            fid = (raw >> 1) ^ -(raw & 1)
         start = pos
         pos = _skip(buf, pos, ttype)
         out.append((fid, ttype, start, pos))
         last = fid
+
+
+def _field_header(buf: bytes, pos: int, last: int) -> tuple[int, int, int]:
+    """The field header at ``pos`` of a struct whose previous field id is ``last``: (type,
+    field id, where the value starts); type 0 at the struct's end (then where it ends)."""
+    byte = buf[pos]
+    pos += 1
+    if byte == 0:
+        return 0, 0, pos
+    ttype, delta = byte & 0x0F, byte >> 4
+    if delta:
+        return ttype, last + delta, pos
+    raw, pos = _read_varint(buf, pos)
+    return ttype, (raw >> 1) ^ -(raw & 1), pos
 
 
 def _skip_struct(buf: bytes, pos: int) -> int:
