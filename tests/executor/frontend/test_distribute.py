@@ -1,6 +1,7 @@
 """``distribute``: the exchanges it inserts into the frontend's single-node TPC-H plans give
 the same rows as the single-partition run, for several partition counts, with and without
-broadcast joins, on threads (and one query on processes)."""
+broadcast joins, with every join partitioned (and key filters below them), on threads (and
+one query on processes)."""
 
 from __future__ import annotations
 
