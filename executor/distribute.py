@@ -32,7 +32,7 @@ import pyarrow as pa
 from executor.errors import UnsupportedError
 from executor.ir import relations as rel
 from executor.ir.expressions import Alias, ColumnRef, Expr, output_name
-from executor.ir.join_order import only_not_null, push_small_joins
+from executor.ir.join_order import filters_rows, push_small_joins
 from executor.ir.subqueries import ScalarSubquery, substitute
 from executor.operators.key_filter import filterable
 
@@ -301,18 +301,10 @@ class _Distributor:
     def _small(self, node: rel.Relation) -> bool:
         """Whether every table under ``node`` is known and they total under the threshold
         (exchanges below it may be big: never broadcast)."""
-        if self.size_of is None:
+        if self.size_of is None or any(isinstance(n, rel.Exchange) for n in node.walk()):
             return False
-        total = 0
-        for n in node.walk():
-            if isinstance(n, rel.Exchange):
-                return False
-            if isinstance(n, rel.Scan):
-                size = self.size_of(n.table)
-                if size is None:
-                    return False
-                total += size
-        return total < self.broadcast_bytes
+        total = self._bytes(node)
+        return total is not None and total < self.broadcast_bytes
 
 
 def _key_filter(target: rel.Relation, keys: tuple[Expr, ...], source: rel.Exchange,
@@ -346,14 +338,8 @@ def _below_joins(node: rel.Relation, names: set[str],
 def _selective(node: rel.Relation) -> bool:
     """Whether ``node`` drops rows of what it scans: a filter or a scan's filter testing more
     than ``IS NOT NULL``, or a semi join."""
-    for n in node.walk():
-        if isinstance(n, rel.Filter) and not only_not_null(n.condition):
-            return True
-        if isinstance(n, rel.Scan) and n.filter is not None and not only_not_null(n.filter):
-            return True
-        if isinstance(n, rel.Join) and n.how is J.SEMI:
-            return True
-    return False
+    return any(filters_rows(n) or (isinstance(n, rel.Join) and n.how is J.SEMI)
+               for n in node.walk())
 
 
 def _key_names(keys: tuple[Expr, ...]) -> tuple[str, ...] | None:

@@ -138,19 +138,24 @@ def _selective_small(node: rel.Relation, is_small: Callable[[str], bool]) -> boo
         if isinstance(n, rel.Scan):
             if not is_small(n.table):
                 return False
-            filtered |= n.filter is not None and not only_not_null(n.filter)
-        elif isinstance(n, rel.Filter):
-            filtered |= not only_not_null(n.condition)
         elif isinstance(n, rel.Join):
             if n.how is not INNER:
                 return False
-        elif not isinstance(n, rel.Project):
+        elif not isinstance(n, rel.Project | rel.Filter):
             return False
+        filtered |= filters_rows(n)
     return filtered
 
 
-def only_not_null(e) -> bool:
-    """Whether ``e`` is ``IS NOT NULL`` tests joined by AND."""
+def filters_rows(n: rel.Relation) -> bool:
+    """Whether ``n`` itself (a filter, or a scan's filter) tests more than ``IS NOT NULL``
+    (which Spark adds to most scans, and which drops few rows if any)."""
+    if isinstance(n, rel.Filter):
+        return not _only_not_null(n.condition)
+    return isinstance(n, rel.Scan) and n.filter is not None and not _only_not_null(n.filter)
+
+
+def _only_not_null(e) -> bool:
     if isinstance(e, And):
-        return only_not_null(e.left) and only_not_null(e.right)
+        return _only_not_null(e.left) and _only_not_null(e.right)
     return isinstance(e, IsNotNull)

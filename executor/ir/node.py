@@ -41,7 +41,7 @@ class Node:
             raise PlanError(f"{cls.__name__} is abstract")
         if cls not in _HASH_CACHED:
             _cache_hash(cls)
-        for name in _field_names(type(self)):
+        for name in _field_names(cls):
             value = getattr(self, name)
             if isinstance(value, list):
                 self._set(name, _deep_tuple(value))
