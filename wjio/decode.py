@@ -106,21 +106,8 @@ class FetchedBytes:
     def slices(self, r: ByteRange) -> list[memoryview] | None:
         """Views of the parts holding exactly the bytes of ``r``, in order; None if the pieces
         do not hold all of them."""
-        out = []
-        pos = r.start
-        i = bisect.bisect_right(self._starts, pos) - 1
-        while pos < r.end:
-            if i < 0 or i >= len(self._pieces) or not self._starts[i] <= pos < self._ends[i]:
-                return None
-            at = self._starts[i]
-            for part in self._pieces[i][1]:
-                n = len(part)
-                if at + n > pos and at < r.end:
-                    out.append(_bytes_view(part)[pos - at : min(n, r.end - at)])
-                    pos = min(at + n, r.end)
-                at += n
-            i += 1
-        return out
+        views, missing = self._slices(r)
+        return None if missing is not None else views
 
     def view(self, i: int) -> pa.Buffer:
         """Piece ``i`` addressed like the object."""
@@ -135,22 +122,38 @@ class FetchedBytes:
         buf = pa.allocate_buffer(hi - lo)
         out = _bytes_view(buf)
         for r in ranges:
-            pos = r.start
-            i = bisect.bisect_right(self._starts, pos) - 1
-            while pos < r.end:
-                if i < 0 or i >= len(self._pieces) or not self._starts[i] <= pos < self._ends[i]:
-                    raise errors.ParquetFormatError(
-                        f"{self.name}: column chunk bytes [{r.start}, {r.end}) are not all in "
-                        f"the fetched ranges (missing from {pos}); the range plan does not "
-                        f"cover what the decoder needs",
-                        uri=self.name,
-                    )
-                take = min(r.end, self._ends[i]) - pos
-                at = pos - self._starts[i]
-                out[pos - lo : pos - lo + take] = _bytes_view(self._buffer(i))[at : at + take]
-                pos += take
-                i += 1
+            views, missing = self._slices(r)
+            if missing is not None:
+                raise errors.ParquetFormatError(
+                    f"{self.name}: column chunk bytes [{r.start}, {r.end}) are not all in "
+                    f"the fetched ranges (missing from {missing}); the range plan does not "
+                    f"cover what the decoder needs",
+                    uri=self.name,
+                )
+            pos = r.start - lo
+            for v in views:
+                out[pos : pos + len(v)] = v
+                pos += len(v)
         return _object_addressed(buf, lo)
+
+    def _slices(self, r: ByteRange) -> tuple[list[memoryview], int | None]:
+        """Views of the parts holding the bytes of ``r``, in order, and the first byte of it
+        no piece holds (None if they hold all)."""
+        out = []
+        pos = r.start
+        i = bisect.bisect_right(self._starts, pos) - 1
+        while pos < r.end:
+            if i < 0 or i >= len(self._pieces) or not self._starts[i] <= pos < self._ends[i]:
+                return out, pos
+            at = self._starts[i]
+            for part in self._pieces[i][1]:
+                n = len(part)
+                if at + n > pos and at < r.end:
+                    out.append(_bytes_view(part)[pos - at : min(n, r.end - at)])
+                    pos = min(at + n, r.end)
+                at += n
+            i += 1
+        return out, None
 
     def _buffer(self, i: int) -> pa.Buffer:
         """Piece ``i`` as one buffer: zero-copy if it is one part, else joined once."""

@@ -96,6 +96,14 @@ class Conjunct:
     columns: frozenset[str]
 
 
+def _null_check(c: Conjunct) -> str | None:
+    """The column ``c`` is ``IS NOT NULL`` of, if it is one."""
+    if len(c.columns) != 1:
+        return None
+    (name,) = c.columns
+    return name if c.expression.equals(pc.field(name).is_valid()) else None
+
+
 def conjuncts(expressions: Sequence[pc.Expression], schema: pa.Schema) -> tuple[Conjunct, ...]:
     """``expressions`` (a filter's conjuncts, each valid on ``schema``) with their columns."""
     return tuple(Conjunct(e, frozenset(predicate.referenced_columns(e, schema)))
@@ -133,9 +141,7 @@ class RowFilter:
         no_nulls = frozenset(no_nulls)
         found = self._without.get(no_nulls)
         if found is None:
-            kept = [c for c in self.conjuncts if not (
-                len(c.columns) == 1 and (name := next(iter(c.columns))) in no_nulls
-                and c.expression.equals(pc.field(name).is_valid()))]
+            kept = [c for c in self.conjuncts if _null_check(c) not in no_nulls]
             found = self if len(kept) == len(self.conjuncts) else RowFilter(kept)
             self._without[no_nulls] = found
         return found
@@ -144,13 +150,7 @@ class RowFilter:
     def null_checked(self) -> frozenset[str]:
         """The columns an ``IS NOT NULL`` conjunct checks (:meth:`without_null_checks` may drop
         those conjuncts)."""
-        found = set()
-        for c in self.conjuncts:
-            if len(c.columns) == 1:
-                (name,) = c.columns
-                if c.expression.equals(pc.field(name).is_valid()):
-                    found.add(name)
-        return frozenset(found)
+        return frozenset(n for c in self.conjuncts if (n := _null_check(c)) is not None)
 
     @property
     def filtered_alone(self) -> frozenset[str]:
