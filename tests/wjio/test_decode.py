@@ -4,7 +4,6 @@ ranges, and the in-flight byte window, each compared with pyarrow's local read."
 from __future__ import annotations
 
 import itertools
-import struct
 import threading
 
 import numpy as np
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 import wjio
 import wjio.scan as scan_module
 from tests.conftest import parquet_bytes
+from tests.wjio.support import chunks_of, footer_of
 from tools.proxy import ShapingProxy
 from wjio import errors
 from wjio.decode import (
@@ -27,10 +27,9 @@ from wjio.decode import (
     decode_row_group,
     plan_units,
 )
-from wjio.footer import parse_footer
 from wjio.ranges import ByteRange, column_chunk_range, plan_fetch
 from wjio.stats import ScanStats
-from wjio.store import ObjectInfo, shared_store
+from wjio.store import shared_store
 from wjio.uri import S3Path
 
 
@@ -121,21 +120,9 @@ def test_units_at_hand_decode_before_the_rest_arrives(put, prefix, monkeypatch):
     assert early == [md.num_row_groups - 1]
 
 
-def _footer(data: bytes):
-    (meta_len,) = struct.unpack("<I", data[-8:-4])
-    info = ObjectInfo(S3Path.parse("s3://b/t.parquet"), len(data), '"e"')
-    return parse_footer(info, memoryview(data)[len(data) - meta_len - 8 :])
-
-
 def test_chunk_outside_the_fetched_ranges_is_an_error():
     data = parquet_bytes(_table(2_000), row_group_size=1_000)
-    footer = _footer(data)
-    md = footer.metadata
-    columns = decode_columns(md.schema, ["id", "s"])
-    output = pa.schema([footer.schema.field("id"), footer.schema.field("s")])
-    ranges = [column_chunk_range(md.row_group(1).column(i), len(data), md.created_by)
-              for i in (0, 1)]
-    whole = [(r.start, data[r.start : r.end]) for r in ranges]
+    footer, columns, output, ranges, whole = chunks_of(data, 1, ["id", "s"])
     got = decode_row_group(footer, 1, [(whole, columns)], False, {}, None, output)
     assert got.equals(_local(data, ["id", "s"]).slice(1_000))
     # The second chunk cut short by one byte, or missing: never decoded from other memory.
@@ -147,7 +134,7 @@ def test_chunk_outside_the_fetched_ranges_is_an_error():
 
 def test_pieces_in_parts_decode_like_whole_ones():
     data = parquet_bytes(_table(3_000), row_group_size=1_000)
-    footer = _footer(data)
+    footer = footer_of(data)
     md = footer.metadata
     columns = decode_columns(md.schema, footer.schema.names)
     output = footer.schema

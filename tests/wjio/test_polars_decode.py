@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import struct
 
 import numpy as np
 import pyarrow as pa
@@ -16,13 +15,11 @@ import pytest
 import wjio
 import wjio.scan as scan_module
 from tests.conftest import parquet_bytes
+from tests.wjio.support import chunks_of, footer_of
 from wjio import polars_decode
-from wjio.decode import FetchedBytes, decode_columns, decode_row_group
-from wjio.footer import parse_footer
+from wjio.decode import FetchedBytes, decode_row_group
 from wjio.ranges import column_chunk_range
 from wjio.row_group_image import ThriftError, footer_layout, image
-from wjio.store import ObjectInfo
-from wjio.uri import S3Path
 
 
 def _table(n: int) -> pa.Table:
@@ -136,16 +133,10 @@ def test_strings_polars_refuses_are_read_by_pyarrow(put, prefix, polars_used):
     assert "s" not in polars_used
 
 
-def _footer(data: bytes):
-    (meta_len,) = struct.unpack("<I", data[-8:-4])
-    info = ObjectInfo(S3Path.parse("s3://b/t.parquet"), len(data), '"e"')
-    return parse_footer(info, memoryview(data)[len(data) - meta_len - 8 :])
-
-
 @pytest.mark.parametrize("write_opts", [{}, {"write_page_index": True}])
 def test_image_reads_as_its_row_group(write_opts):
     data = parquet_bytes(_table(3_000), row_group_size=1_000, **write_opts)
-    footer = _footer(data)
+    footer = footer_of(data)
     md = footer.metadata
     names = ["i32", "s", "ts_ns_paris", "dec38"]
     leaves = {md.schema.column(i).path: i for i in range(md.num_columns)}
@@ -165,7 +156,7 @@ def test_image_reads_as_its_row_group(write_opts):
 
 def test_footer_that_does_not_walk_is_refused():
     data = parquet_bytes(_table(100))
-    raw = bytes(_footer(data).footer_only[4:-8])
+    raw = bytes(footer_of(data).footer_only[4:-8])
     assert footer_layout(raw).row_groups
     for cut in (raw[:-1], raw[: len(raw) // 2], raw + b"\x00"):
         with pytest.raises(ThriftError):
@@ -174,13 +165,7 @@ def test_footer_that_does_not_walk_is_refused():
 
 def test_chunk_outside_the_fetched_ranges_is_left_to_pyarrow():
     data = parquet_bytes(_table(2_000), row_group_size=1_000)
-    footer = _footer(data)
-    md = footer.metadata
-    columns = decode_columns(md.schema, ["i64", "s"])
-    output = pa.schema([footer.schema.field("i64"), footer.schema.field("s")])
-    ranges = [column_chunk_range(md.row_group(1).column(c.leaves[0]), len(data), md.created_by)
-              for c in columns]
-    whole = [(r.start, data[r.start : r.end]) for r in ranges]
+    footer, columns, output, ranges, whole = chunks_of(data, 1, ["i64", "s"])
     got = decode_row_group(footer, 1, [(whole, columns)], True, {}, None, output)
     assert got.equals(_local(data, ["i64", "s"]).slice(1_000))
     assert FetchedBytes("x", whole[:1]).slices(ranges[1]) is None
