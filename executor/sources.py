@@ -33,7 +33,10 @@ from wjio import dictionary
 from wjio.polars_decode import exact_type
 
 if TYPE_CHECKING:
+    import polars as pl
     import pyarrow.dataset as ds
+
+    from executor.eval.polars_filter import PolarsFilter
 
 
 class TableSource(ABC):
@@ -46,8 +49,11 @@ class TableSource(ABC):
 
     @abstractmethod
     def read(self, columns: Sequence[str], conjuncts: Sequence[pc.Expression], partition: int,
-             num_partitions: int) -> Iterator[pa.RecordBatch]:
-        """Batches of ``columns`` where every one of ``conjuncts`` holds (applied exactly)."""
+             num_partitions: int, *, polars: PolarsFilter | None = None
+             ) -> Iterator[pa.RecordBatch]:
+        """Batches of ``columns`` where every one of ``conjuncts`` holds (applied exactly).
+        ``polars``, if given, is the same predicate as a polars expression, which a source
+        may evaluate instead."""
 
     def size_bytes(self) -> int | None:
         """The data files' total size (None if unknown): sizes broadcast decisions."""
@@ -55,10 +61,16 @@ class TableSource(ABC):
 
 
 class LocalParquetSource(TableSource):
-    """A local Parquet file or directory (Hive-partitioned directories work)."""
+    """A local Parquet file or directory (Hive-partitioned directories work).
 
-    def __init__(self, uri: str) -> None:
+    With ``polars_filter`` (the default), a read whose predicate comes as a polars expression
+    too, over columns polars decodes exactly, is decoded and filtered by polars in one pass
+    (:mod:`executor.eval.polars_filter`); otherwise pyarrow's decoder and
+    :class:`wjio.dictionary.RowFilter` read it."""
+
+    def __init__(self, uri: str, *, polars_filter: bool = True) -> None:
         self.uri = uri
+        self.polars_filter = polars_filter
         self._dataset: ds.Dataset | None = None
         self._size: int | None = None
         self._files: dict[str, _LocalFile] = {}
@@ -86,7 +98,7 @@ class LocalParquetSource(TableSource):
             self._size = sum(size for size, _ in self._stamps.values())
         return self._size
 
-    def read(self, columns, conjuncts, partition, num_partitions):
+    def read(self, columns, conjuncts, partition, num_partitions, *, polars=None):
         dataset = self._open()
         filter = functools.reduce(operator.and_, conjuncts) if conjuncts else None
         fragments = sorted(dataset.get_fragments(filter=filter), key=lambda f: f.path)
@@ -111,6 +123,12 @@ class LocalParquetSource(TableSource):
                                                    schema=dataset.schema)
                 continue
             ids = [rg.id for fragment in run for rg in fragment.row_groups]
+            if polars is not None and self.polars_filter and columns and \
+                    file.polars.issuperset(polars.columns | set(columns)):
+                table = _polars_filtered(path, file, ids, columns, polars.expr)
+                if table is not None:
+                    yield from _conform(table, dataset.schema, frozenset()).to_batches()
+                    continue
             kept = row_filter.without_null_checks(file.no_nulls)
             chosen = file.dictionary.intersection(kept.filtered_alone).intersection(read)
             table = _conform(_decode(path, file, ids, read, chosen), dataset.schema, chosen)
@@ -204,6 +222,23 @@ def _polars_rows(path: str, columns: list[str], start: int, length: int) -> pa.T
     return rows.to_arrow(compat_level=pl.CompatLevel.newest())
 
 
+def _polars_filtered(path: str, file: _LocalFile, row_groups: list[int], columns: list[str],
+                     predicate: pl.Expr) -> pa.Table | None:
+    """``columns`` of the rows of the consecutive ``row_groups`` of the file at ``path`` where
+    ``predicate`` holds, decoded and filtered by polars (which materializes the other columns
+    of the surviving rows only); None if polars cannot decode them (then pyarrow reads)."""
+    import polars as pl
+
+    start, end = file.starts[row_groups[0]], file.starts[row_groups[-1] + 1]
+    frame = pl.scan_parquet(path, use_statistics=False, hive_partitioning=False, glob=False,
+                            cache=False)
+    try:
+        rows = frame.slice(start, end - start).filter(predicate).select(columns).collect()
+    except pl.exceptions.PolarsError:
+        return None
+    return rows.to_arrow(compat_level=pl.CompatLevel.newest())
+
+
 def _decode(path: str, file: _LocalFile, row_groups: list[int], columns: list[str],
             as_dictionary: frozenset[str]) -> pa.Table:
     """``columns`` of the consecutive ``row_groups`` of the file at ``path``: by polars when it
@@ -244,7 +279,7 @@ class WjioSource(TableSource):
         self._lock = threading.Lock()
         self._files: dict[str, str | None] | None = None
 
-    def read(self, columns, conjuncts, partition, num_partitions):
+    def read(self, columns, conjuncts, partition, num_partitions, *, polars=None):
         import wjio
 
         scan = wjio.ParquetScan(self._uris(), columns=list(columns), filter=list(conjuncts),

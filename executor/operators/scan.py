@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from executor.context import ExecContext
 from executor.errors import UnsupportedError
 from executor.eval import lower
+from executor.eval.polars_filter import polars_filter
 from executor.eval.pushdown import to_arrow_expression
 from executor.ir import relations as rel
 from executor.ir.expressions import Expr
@@ -26,13 +27,16 @@ class ScanExec(Operator):
         self.node = node
         self.schema = physical_schema(node.schema)
         self.residual = None
-        pushed, kept = [], []
+        pushed, kept, pushed_ir = [], [], []
         for c in _conjuncts(node.filter):
             try:
                 pushed.append(to_arrow_expression(c))
+                pushed_ir.append(c)
             except UnsupportedError:
                 kept.append(c)
         self.pushed: tuple[pc.Expression, ...] = tuple(pushed)
+        self.polars = polars_filter(pushed_ir)
+        """The pushed conjuncts as one polars expression, if they all translate exactly."""
         read = list(node.columns)
         if kept:
             residual = functools.reduce(And, kept)
@@ -42,7 +46,8 @@ class ScanExec(Operator):
 
     def execute(self, partition: int, ctx: ExecContext) -> Iterator[pa.RecordBatch]:
         source = ctx.source(self.node.table)
-        for batch in source.read(self.read_columns, self.pushed, partition, ctx.num_partitions):
+        for batch in source.read(self.read_columns, self.pushed, partition, ctx.num_partitions,
+                                 polars=self.polars):
             if self.residual is not None:
                 batch = batch.filter(pc.fill_null(self.residual(batch), False))
             if batch.num_rows == 0:

@@ -1,6 +1,7 @@
 """Scans that read low-cardinality string columns as Parquet dictionaries yield what pyarrow's
 plain read and filter yield: the same rows, plain columns of the same types, on local files
-and on S3, whichever conjuncts touch dictionary columns."""
+and on S3, whichever conjuncts touch dictionary columns. Local scans filter with polars where
+the filter translates (``local``), or read dictionaries as S3 scans do (``local-arrow``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from executor import ir
+from executor import ir, sources
 from executor.context import ExecContext
 from executor.operators.scan import ScanExec
 from executor.sources import LocalParquetSource
@@ -92,16 +93,27 @@ def s3_table(put, prefix) -> str:
     return put(prefix + "t/part-0.parquet", FILE).rsplit("/", 1)[0] + "/"
 
 
-@pytest.fixture(params=["local", "s3"])
-def where(request) -> str:
-    return request.getfixturevalue(f"{request.param}_table")
+@pytest.fixture(params=["local", "local-arrow", "s3"])
+def where(request) -> tuple[str, bool]:
+    """The table, and whether a local scan may filter with polars."""
+    kind = request.param.split("-")[0]
+    return request.getfixturevalue(f"{kind}_table"), request.param == "local"
 
 
-def _scan(table: str, columns: tuple[str, ...], filter: ir.Expr | None,
+@pytest.fixture(params=["local-arrow", "s3"])
+def dictionary_where(request) -> tuple[str, bool]:
+    """The tables read through :class:`RowFilter`."""
+    return request.getfixturevalue(f"{request.param.split('-')[0]}_table"), False
+
+
+def _scan(where: tuple[str, bool], columns: tuple[str, ...], filter: ir.Expr | None,
           partitions: int = 1) -> pa.Table:
+    table, polars = where
     node = ir.Scan(table, SCHEMA, columns, filter)
     op = ScanExec(node)
-    ctx = ExecContext(num_partitions=partitions)
+    ctx = ExecContext(num_partitions=partitions, source_factory=lambda uri: (
+        LocalParquetSource(uri, polars_filter=polars) if not uri.startswith("s3://")
+        else sources.open_source(uri)))
     batches = [b for p in range(partitions) for b in op.execute(p, ctx)]
     return pa.Table.from_batches(batches, op.schema).sort_by("n")
 
@@ -136,13 +148,13 @@ def test_partitioned_scans_together_equal_the_plain_read(where, case):
 
 
 def test_a_conjunct_on_one_dictionary_column_is_evaluated_on_its_distinct_values(
-        where, monkeypatch):
+        dictionary_where, monkeypatch):
     seen: list[int] = []
     real = RowFilter._on_values
     monkeypatch.setattr(RowFilter, "_on_values",
                         lambda self, i, name, d: seen.append(len(d)) or real(self, i, name, d))
     filter = ir.And(ir.In(mode, (_s("MAIL"), _s("SHIP"))), ir.IsNull(flag))
-    _assert_same(_scan(where, ("n", "comment"), filter),
+    _assert_same(_scan(dictionary_where, ("n", "comment"), filter),
                  _reference(("n", "comment"), f("mode").isin(["MAIL", "SHIP"])
                             & f("flag").is_null()))
     # Once per conjunct and row group at most, each on the chunk's distinct values only.
@@ -150,13 +162,13 @@ def test_a_conjunct_on_one_dictionary_column_is_evaluated_on_its_distinct_values
     assert max(seen) <= 5
 
 
-def test_row_groups_are_still_pruned_by_statistics(where, monkeypatch):
+def test_row_groups_are_still_pruned_by_statistics(dictionary_where, monkeypatch):
     decoded: list[int] = []
     real = RowFilter.apply
     monkeypatch.setattr(RowFilter, "apply", lambda self, data, *a, **k:
                         decoded.append(data.num_rows) or real(self, data, *a, **k))
     filter = ir.And(ir.LessThan(n, ir.Literal(ROW_GROUP, I64)), ir.EqualTo(mode, _s("AIR")))
-    _assert_same(_scan(where, ("n", "mode"), filter),
+    _assert_same(_scan(dictionary_where, ("n", "mode"), filter),
                  _reference(("n", "mode"), (f("n") < ROW_GROUP) & (f("mode") == "AIR")))
     assert sum(decoded) == ROW_GROUP  # only the first row group was read
 
