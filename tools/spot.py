@@ -7,8 +7,9 @@ checkpointed query (``plan.json``), and each run is then:
 
 1. ``wj resume <root>`` in a fresh process group (driver + worker processes with
    ``--runner process``), started from nothing committed;
-2. SIGKILL of the whole group at a random point: once a random number of tasks (0 to all but
-   one) have committed, after a further random 0-0.5 s;
+2. SIGKILL of the whole group at a random point: once a random number ``n`` of tasks (0 to
+   all but one) have committed, after a further random 0-0.5 s, or as soon as task ``n + 1``
+   commits if that comes first (so the kill lands before it, not after the query ends);
 3. ``wj status --json`` (what had committed), then ``wj resume <root>`` in a fresh process:
    its result must equal the uninterrupted run's, and it must run exactly the tasks that had
    not committed (no committed task runs again).
@@ -132,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.runs):
             root = fresh()
             # A random point: once a random number of tasks (0..all-1) have committed, plus a
-            # random 0-0.5 s, so kills land inside tasks and between them.
+            # random 0-0.5 s, so kills land inside tasks and between them; at the latest when
+            # the next commit shows (tasks committing in a burst would otherwise let the
+            # extra time run past the end of the query).
             target = rng.randrange(total_tasks)
             extra = rng.uniform(0, 0.5)
             child = subprocess.Popen(
@@ -140,9 +143,16 @@ def main(argv: list[str] | None = None) -> int:
                  str(tmp / "killed.parquet"), "--runner", args.runner],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             t0 = time.perf_counter()
-            while child.poll() is None and _progress(root) < target:
+            reached = None
+            while child.poll() is None:
+                done = _progress(root)
+                if done > target:
+                    break
+                if done == target:
+                    reached = reached or time.perf_counter()
+                    if time.perf_counter() - reached >= extra:
+                        break
                 time.sleep(0.02)
-            time.sleep(extra)
             delay = time.perf_counter() - t0
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGKILL)  # driver and all its workers
