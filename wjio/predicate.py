@@ -128,6 +128,30 @@ def surviving_row_groups(
     return [rg.id for rg in subset.row_groups]
 
 
+def proven_row_groups(
+    footer: Footer,
+    expr: pc.Expression,
+    dataset_schema: pa.Schema,
+    partition_expr: pc.Expression | None,
+    row_groups: Sequence[int],
+) -> set[int]:
+    """Those of ``row_groups`` in which ``expr`` is true on every row, by their statistics (and
+    partition values): the ones Arrow prunes for "``expr`` is false or null". Arrow's pruning
+    keeps a row group whenever it cannot rule it out, so a row group said to be proven is;
+    a column with nulls in it, or without statistics, proves nothing. Applying ``expr`` to
+    such a row group's rows would keep them all."""
+    if not row_groups:
+        return set()
+    fragment = footer.fragment
+    if partition_expr is not None:
+        fragment = parquet_format().make_fragment(footer.footer_only,
+                                                   partition_expression=partition_expr)
+    fragment = fragment.subset(row_group_ids=list(row_groups))
+    not_true = pc.invert(expr) | expr.is_null()
+    maybe = fragment.subset(filter=not_true, schema=dataset_schema)
+    return set(row_groups) - {rg.id for rg in maybe.row_groups}
+
+
 def _first_line(e: BaseException) -> str:
     return str(e).split("\n", 1)[0]
 

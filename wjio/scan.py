@@ -101,7 +101,9 @@ class RowGroupTask:
     file), with the plain type each is turned back into after filtering."""
     row_filter: RowFilter | None = None
     """The scan's row filter for this file: without the ``IS NOT NULL`` conjuncts on columns
-    the file holds no null in (:func:`wjio.dictionary.null_free_columns`)."""
+    the file holds no null in (:func:`wjio.dictionary.null_free_columns`); None where the row
+    group's statistics prove the whole filter true on every row
+    (:func:`wjio.predicate.proven_row_groups`)."""
 
 
 @dataclass(frozen=True)
@@ -409,6 +411,10 @@ class ParquetScan:
         self.stats.row_groups_pruned += total - len(keep)
         if md.num_row_groups and not keep:
             self.stats.files_pruned += 1
+        proven: set[int] = set()
+        if row_filter is not None:
+            proven = predicate.proven_row_groups(footer, expr, schema,
+                                                 partition_expression(values), keep)
         tasks = []
         o = self.options
         tail = self._tails.get(footer.path)
@@ -443,7 +449,7 @@ class ParquetScan:
                     footer, rg_index, values, tuple(fetch), tuple(local),
                     plan_units(columns, by_leaf, fetch),
                     sum(r.size for r in needed), fetch_bytes + uncompressed, uncompressed,
-                    dictionary, row_filter,
+                    dictionary, None if rg_index in proven else row_filter,
                 )
             )
         return tasks

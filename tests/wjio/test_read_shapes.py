@@ -130,6 +130,31 @@ def test_row_groups_pruned_by_statistics(put, prefix):
     assert scan.stats.row_groups_pruned == 5  # rgs 2, 3, 4 survive
 
 
+@pytest.mark.parametrize(("expr", "filtered"), [
+    ((pc.field("id") >= 2000) & (pc.field("id") < 5000), set()),  # whole row groups 2-4
+    ((pc.field("id") >= 2000) & (pc.field("id") < 4999), {4}),
+    ((pc.field("id") >= 2001) & (pc.field("opt") >= 0), {2, 3, 4, 5, 6, 7}),  # opt has nulls
+    (pc.field("opt").is_null() | (pc.field("id") >= 6000), {0, 1, 2, 3, 4, 5}),
+])
+def test_row_groups_the_statistics_prove_are_not_filtered(put, prefix, monkeypatch, expr,
+                                                          filtered):
+    """A row group whose statistics prove the filter true on every row is not filtered (its
+    rows are all kept); the others are, and the result equals pyarrow's."""
+    from wjio import scan as scan_module
+
+    seen = []
+    real = scan_module.decode_row_group
+    monkeypatch.setattr(scan_module, "decode_row_group", lambda *a: seen.append(
+        (a[1], a[5] is not None)) or real(*a))  # (row group, its row filter)
+    table = _wide_table(8_000)
+    data = parquet_bytes(table, row_group_size=1_000)
+    scan = wjio.ParquetScan(put(prefix + "f.parquet", data), columns=["id", "opt"],
+                            filter=expr, dictionary=False)
+    got = scan.to_table()
+    assert got.equals(_local(data, filters=expr).select(["id", "opt"]))
+    assert {rg for rg, with_filter in seen if with_filter} == filtered
+
+
 def test_dnf_filters(put, prefix):
     table = _wide_table(3_000)
     data = parquet_bytes(table, row_group_size=300)
