@@ -4,12 +4,15 @@ A filter is a ``pyarrow.compute`` expression (or pyarrow's DNF ``filters=[...]``
 by pyarrow). Pruning by min/max/null statistics and by Hive partition values is Arrow's own
 (``ParquetFileFragment.subset`` over a footer-only buffer), so its three-valued logic and its
 type handling are the ones pyarrow uses; wjio never re-implements statistics semantics. The
-predicate is applied again to the decoded rows, so pruning only ever saves work.
+predicate is applied again to the decoded rows, so pruning only ever saves work, except on
+row groups whose statistics prove it true on every row (:func:`proven_row_groups`). Only
+conjuncts on columns whose statistics say all there is (:func:`statistics_safe`: not floats,
+whose min/max leave NaN out) prune or prove.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import pyarrow as pa
 import pyarrow._acero as ac  # pyarrow.acero imports pyarrow.dataset and pandas (~0.5 s)
@@ -128,6 +131,21 @@ def surviving_row_groups(
     return [rg.id for rg in subset.row_groups]
 
 
+_STATISTICS_SAFE = (pa.types.is_integer, pa.types.is_decimal, pa.types.is_date,
+                    pa.types.is_boolean, pa.types.is_string, pa.types.is_large_string,
+                    pa.types.is_binary, pa.types.is_large_binary)
+
+
+def statistics_safe(columns: Collection[str], schema: pa.Schema) -> bool:
+    """Whether row groups may be pruned or proven by the statistics of ``columns``: flat
+    integers, decimals, dates, booleans, strings and binaries. Not floats: Parquet's min/max
+    leave NaN out, so Arrow takes ``NOT (x > 0)`` to hold on no row of a group of 1.0, NaN,
+    2.0 and prunes it, dropping the NaN row the filter keeps (pyarrow's own filtered reads
+    lose it too). Not nested columns, which the filter reaches into."""
+    return all(any(is_type(schema.field(c).type) for is_type in _STATISTICS_SAFE)
+               for c in columns)
+
+
 def proven_row_groups(
     footer: Footer,
     expr: pc.Expression,
@@ -139,7 +157,7 @@ def proven_row_groups(
     partition values): the ones Arrow prunes for "``expr`` is false or null". Arrow's pruning
     keeps a row group whenever it cannot rule it out, so a row group said to be proven is;
     a column with nulls in it, or without statistics, proves nothing. Applying ``expr`` to
-    such a row group's rows would keep them all."""
+    such a row group's rows would keep them all. ``expr`` must be :func:`statistics_safe`."""
     if not row_groups:
         return set()
     fragment = footer.fragment

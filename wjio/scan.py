@@ -275,6 +275,12 @@ class ParquetScan:
         alone = row_filter.filtered_alone if row_filter is not None else frozenset()
         checked = row_filter.null_checked if row_filter is not None else frozenset()
         whole = [n for n in projection.read_columns if "." not in n and n in alone]
+        # Row groups are pruned by the conjuncts on columns whose statistics are safe, and
+        # proven (not filtered) only when those are all of the filter.
+        safe = [e for e in self.conjuncts if predicate.statistics_safe(
+            predicate.referenced_columns(e, schema), schema)] if expr is not None else []
+        prune = functools.reduce(operator.and_, safe) if safe else None
+        prove = expr is not None and len(safe) == len(self.conjuncts)
         tasks: list[RowGroupTask] = []
         for file, footer in zip(files, footers, strict=True):
             chosen = dictionary_columns(footer.metadata, whole) if self.dictionary else ()
@@ -283,8 +289,8 @@ class ParquetScan:
             if checked:  # (the footer's statistics are walked for these columns only)
                 file_filter = row_filter.without_null_checks(
                     null_free_columns(footer.metadata, checked))
-            tasks += self._plan_file(file, footer, schema, partitions, projection, columns, expr,
-                                     dictionary, file_filter)
+            tasks += self._plan_file(file, footer, schema, partitions, projection, columns,
+                                     prune, dictionary, file_filter, prove)
         if self.part is not None:
             tasks = tasks[self.part[0]::self.part[1]]
         self.stats.bytes_needed = sum(t.needed_bytes for t in tasks)
@@ -394,6 +400,7 @@ class ParquetScan:
         expr: pc.Expression | None,
         dictionary: dict[str, pa.DataType],
         row_filter: RowFilter | None,
+        prove: bool,
     ) -> list[RowGroupTask]:
         md = footer.metadata
         values = partition_values(file, partitions)
@@ -412,7 +419,7 @@ class ParquetScan:
         if md.num_row_groups and not keep:
             self.stats.files_pruned += 1
         proven: set[int] = set()
-        if row_filter is not None:
+        if row_filter is not None and prove:
             proven = predicate.proven_row_groups(footer, expr, schema,
                                                  partition_expression(values), keep)
         tasks = []

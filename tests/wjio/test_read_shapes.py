@@ -155,6 +155,27 @@ def test_row_groups_the_statistics_prove_are_not_filtered(put, prefix, monkeypat
     assert {rg for rg, with_filter in seen if with_filter} == filtered
 
 
+@pytest.mark.parametrize(("conjuncts", "rows"), [
+    ([pc.field("x") > 0], 750),  # not proven: the NaN rows are dropped
+    ([~(pc.field("x") > 0)], 250),  # not pruned: the NaN rows are kept
+    ([pc.field("k") >= 100, ~(pc.field("x") > 0)], 225),  # pruned by the conjunct on k alone
+])
+def test_float_statistics_neither_prune_nor_prove(put, prefix, conjuncts, rows):
+    """Parquet's float min/max leave NaN out, so they say nothing about NaN rows. The
+    reference filters pyarrow's unfiltered read (pyarrow's filtered read prunes by them and
+    loses the NaN rows of ``NOT (x > 0)``)."""
+    table = pa.table({"k": pa.array(range(1000)),
+                      "x": pa.array([1.0, float("nan"), 2.0, 3.0] * 250)})
+    data = parquet_bytes(table, row_group_size=100)
+    scan = wjio.ParquetScan(put(prefix + "f.parquet", data), filter=conjuncts)
+    expr = conjuncts[0] if len(conjuncts) == 1 else conjuncts[0] & conjuncts[1]
+    got, want = scan.to_table(), _local(data).filter(expr)
+    assert got.column("k").to_pylist() == want.column("k").to_pylist()
+    assert str(got.column("x").to_pylist()) == str(want.column("x").to_pylist())  # NaN != NaN
+    assert got.num_rows == rows
+    assert scan.stats.row_groups_pruned == len(conjuncts) - 1
+
+
 def test_dnf_filters(put, prefix):
     table = _wide_table(3_000)
     data = parquet_bytes(table, row_group_size=300)
