@@ -6,7 +6,9 @@ and decoding its bytes, which saves a GET per (producer, partition), the store r
 object again (moto's server reads the whole object for every range GET), the decompression
 and the checksum. What is served is what was committed: an entry is put only after its
 attempt's commit record was created, it holds the very batches that attempt encoded (the
-codecs are lossless), and it is found by the object key and ETag a commit record names. The
+codecs are lossless), and it is found by the object key and ETag a commit record names (a
+record carrying its output inline names no object: its own key and the attempt, which no
+other attempt shares, stand for them). The
 store's copy is what a resume or another process reads; losing it is noticed there, not by
 this run.
 
@@ -29,8 +31,8 @@ def size_of(partitions: Partitions) -> int:
 
 
 class LocalCopies:
-    """Committed outputs' partitions, by (object key, ETag), up to ``budget`` bytes of Arrow
-    data."""
+    """Committed outputs' partitions, by (object key, ETag) or, for inline outputs, (commit
+    record key, attempt), up to ``budget`` bytes of Arrow data."""
 
     def __init__(self, budget: int) -> None:
         if budget < 0:
@@ -42,7 +44,7 @@ class LocalCopies:
             OrderedDict()
 
     def put(self, key: str, etag: str | None, partitions: Partitions) -> None:
-        """Keep the committed object ``key`` (ETag ``etag``): its partitions' batches."""
+        """Keep the committed output ``key`` (version ``etag``): its partitions' batches."""
         size = size_of(partitions)
         if size > self.budget:
             return

@@ -7,15 +7,22 @@ if the attempt fails). It then creates ``commits/<stage>/<task>.json`` with
 each task commits, whichever process or machine runs it. The commit record is the index: per
 partition its offset, length, rows and SHA-256, plus the object's size and ETag.
 
+A small output (at most ``CheckpointOptions.inline_max`` encoded bytes) has no data object:
+its commit record carries the same concatenated streams as base64 (``inline``, format
+:data:`INLINE_FORMAT`) with the same index, created the same way, so an attempt costs one PUT
+instead of two and exactly one attempt still commits.
+
 Consumers trust only commit records: they range-read their partition from every committed
-producer in parallel (``If-Match`` the committed ETag) and verify its checksum. A consumer in
-the process that committed an output takes the batches that attempt encoded from that
-process's :class:`~checkpoint.copies.LocalCopies` instead, found by the object and ETag its
-commit record names. A committed object that is missing, replaced or
-corrupt raises :class:`~executor.errors.TaskOutputLostError` naming the producer, which the
-stage runner recomputes. A resumed run reads every stage's commit records at once
+producer in parallel (``If-Match`` the committed ETag), or slice it out of an inline record,
+and verify its checksum. A consumer in the process that committed an output takes the batches
+that attempt encoded from that process's :class:`~checkpoint.copies.LocalCopies` instead,
+found by the object and ETag its commit record names (an inline record: its commit key and
+attempt). A committed output that is missing, replaced or corrupt raises
+:class:`~executor.errors.TaskOutputLostError` naming the producer, which the stage runner
+recomputes. A resumed run reads every stage's commit records at once
 (:func:`read_commit_records`). The exchange pickles (names, options and the commit records
-it has read; not the local copies), so worker processes use it directly.
+it has read, without their inline outputs; not the local copies), so worker processes use it
+directly: a worker GETs an inline record again when it reads from it.
 
 With a :class:`~checkpoint.committer.Committer` (the thread runner's exchanges), ``finish``
 hands the upload and the commit to it and returns: until the commit lands, a consumer in
@@ -27,6 +34,7 @@ not kept is waited for and read from the store.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import concurrent.futures as cf
 import time
 from collections.abc import Iterator
@@ -34,7 +42,14 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from checkpoint.codec import checksum, decode_partition, ipc_options
+from checkpoint.codec import (
+    checksum,
+    decode_partition,
+    inline_size,
+    inline_slice,
+    inline_text,
+    ipc_options,
+)
 from checkpoint.committer import Committer
 from checkpoint.copies import LocalCopies
 from checkpoint.encoder import Encoder
@@ -52,6 +67,14 @@ from wjio.sync import run
 from wjio.uri import S3Path
 
 COMMIT_FORMAT = 1
+"""A commit record naming its data object (``object``, ``size``, ``etag``)."""
+INLINE_FORMAT = 2
+"""A commit record carrying its output (``inline``: base64 of the concatenated partition
+streams, ``size`` bytes; no ``object`` or ``etag``). A number of its own: readers before it
+know only :data:`COMMIT_FORMAT` and take such a record for an unreadable one (its task is
+recomputed), never misread it; records naming an object keep format 1, which they still read.
+"""
+FORMATS = {COMMIT_FORMAT: "data object", INLINE_FORMAT: "inline output"}
 UNREADABLE = "unreadable-record"
 """The attempt a lost-output error names when the commit record itself does not decode."""
 
@@ -85,7 +108,10 @@ class ObjectStoreExchange(Exchange):
         None: nothing was read, every question lists the store."""
         self._mine: dict[int, dict] = {}
         """Commit records this process's sinks created (the thread runner's tasks): a
-        consumer in this process needs no listing or reading to find them."""
+        consumer in this process needs no listing or reading to find them. A record whose
+        output the local copies took is kept without its inline output (a consumer takes the
+        copy, or reads the record again if it was evicted), so memory does not grow with the
+        task count beyond the copies' budget; without local copies the record keeps it."""
         self.store = store or StoreOptions()
         self.options = options or CheckpointOptions()
         self.name = name or f"stage {stage}"
@@ -95,7 +121,13 @@ class ObjectStoreExchange(Exchange):
         and pickled with the exchange, so worker processes do not read them again."""
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_copies": None, "_committer": None, "_pending": {}}
+        state = {**self.__dict__, "_copies": None, "_committer": None, "_pending": {}}
+        # Inline outputs stay behind: a pickle per worker task would carry every producer's
+        # output; a worker GETs the records it reads from instead (as it would ranges).
+        for name in ("_listed", "_mine", "_records"):
+            if state[name] is not None:
+                state[name] = {t: _without_output(r) for t, r in state[name].items()}
+        return state
 
     def create_sink(self, task: int, attempt: int) -> ExchangeSink:
         return _ObjectSink(self, task, new_attempt(attempt))
@@ -176,21 +208,44 @@ class ObjectStoreExchange(Exchange):
         return None if record is None else self._check_record(record, task, path)
 
     def _check_record(self, record: dict, task: int, path: S3Path) -> dict:
+        """``record``, if it is a commit record of ``task`` of this stage that is consistent
+        in itself: it names this task's data object of its attempt, or carries an inline
+        output of ``size`` bytes (None: left out of a pickle), and every partition lies
+        within ``size``."""
+        fmt = record.get("format")
+        if type(fmt) is not int or fmt not in FORMATS:
+            known = ", ".join(f"{n} ({what})" for n, what in FORMATS.items())
+            raise CorruptManifestError(
+                f"{path}: commit record format {fmt!r}; this version reads formats {known}",
+                uri=str(path))
         try:
-            ok = (record["format"] == COMMIT_FORMAT and record["stage"] == self.stage
-                  and record["task"] == task and len(record["partitions"]) == self.num_partitions
+            ok = (record["stage"] == self.stage and record["task"] == task
+                  and len(record["partitions"]) == self.num_partitions
                   and check_attempt(record["attempt"]) is not None)
-            ok = ok and record["object"] == self.root.data(self.stage, task,
-                                                            record["attempt"]).key
-            ends = [off + length for off, length, _, _ in record["partitions"]]
-            ok = ok and all(e <= record["size"] for e in ends)
-        except (KeyError, TypeError, ValueError, CheckpointError):
+            if fmt == COMMIT_FORMAT:
+                ok = ok and record["object"] == self.root.data(self.stage, task,
+                                                                record["attempt"]).key
+            else:
+                text = record["inline"]
+                ok = ok and "object" not in record and "etag" not in record and (
+                    text is None or inline_size(text) == record["size"])
+            ok = ok and all(0 <= off and 0 <= length and off + length <= record["size"]
+                            for off, length, _, _ in record["partitions"])
+        except (KeyError, TypeError, ValueError, AttributeError, CheckpointError):
             ok = False
         if not ok:
             raise CorruptManifestError(
-                f"{path}: not a commit record of {self.root} stage {self.stage} task {task} "
-                f"with {self.num_partitions} partitions", uri=str(path))
+                f"{path}: not a commit record (format {fmt}: {FORMATS[fmt]}) of {self.root} "
+                f"stage {self.stage} task {task} with {self.num_partitions} partitions",
+                uri=str(path))
         return record
+
+    def _copy_key(self, record: dict) -> tuple[str, str]:
+        """What :class:`~checkpoint.copies.LocalCopies` keeps a committed output under: its
+        object and ETag, or for an inline output its commit record's key and attempt."""
+        if "inline" in record:
+            return self.root.commit(self.stage, record["task"]).key, record["attempt"]
+        return record["object"], record["etag"]
 
     async def _load_commits(self) -> dict[int, dict]:
         async def load(task: int) -> dict | None:
@@ -262,6 +317,8 @@ class _ObjectSink(ExchangeSink):
             {} if exchange._copies is not None and exchange._copies.budget else None
         """The batches added, for the local copies once committed (None: none kept)."""
         self.kept_size = 0
+        self.inline = False
+        """Whether the commit record carries the output (decided by ``finish``)."""
         self.state = "open"
         self.path = exchange.root.data(exchange.stage, task, attempt)
 
@@ -297,13 +354,23 @@ class _ObjectSink(ExchangeSink):
             segments.append(data)
             offset += len(data)
 
-        def record_of(info: ObjectInfo) -> dict:
-            return {"format": COMMIT_FORMAT, "stage": ex.stage, "task": self.task,
-                    "attempt": self.attempt, "object": self.path.key, "size": offset,
-                    "etag": info.etag, "partitions": index,
-                    "rows": sum(e[2] for e in index), "committed_at": time.time()}
+        self.inline = 0 < ex.options.inline_max and offset <= ex.options.inline_max
+        # Encoded here, on the task's thread, not on the IO loop that commits it.
+        text = inline_text(b"".join(segments)) if self.inline else None
 
-        async def put() -> ObjectInfo:
+        def record_of(info: ObjectInfo | None) -> dict:
+            common = {"stage": ex.stage, "task": self.task, "attempt": self.attempt,
+                      "size": offset, "partitions": index,
+                      "rows": sum(e[2] for e in index), "committed_at": time.time()}
+            if text is not None:
+                return {**common, "format": INLINE_FORMAT, "inline": text}
+            assert info is not None
+            return {**common, "format": COMMIT_FORMAT, "object": self.path.key,
+                    "etag": info.etag}
+
+        async def put() -> ObjectInfo | None:
+            if self.inline:
+                return None  # the commit record carries the output
             return await upload(ex.store, self.path, segments, ex.options.part_size,
                                 ex.options.multipart_over)
 
@@ -321,9 +388,9 @@ class _ObjectSink(ExchangeSink):
             self._discard()
             raise
         if won:
-            ex._mine[self.task] = record
+            ex._mine[self.task] = record if self.kept is None else _without_output(record)
             if self.kept is not None:
-                ex._copies.put(record["object"], record["etag"],
+                ex._copies.put(*ex._copy_key(record),
                                [self.kept.get(p, []) for p in range(ex.num_partitions)])
         self.kept = None
         if not won:
@@ -342,7 +409,7 @@ class _ObjectSink(ExchangeSink):
         size += 0 if kept is None else self.kept_size   # held until committed, too
         self.kept = None
 
-        async def commit(info: ObjectInfo) -> None:
+        async def commit(info: ObjectInfo | None) -> None:
             record = record_of(info)
             if not await ex._commit(self.task, record):
                 raise ExchangeError(
@@ -350,14 +417,15 @@ class _ObjectSink(ExchangeSink):
                     f"{self.task} first, while this run's next tasks read this attempt's "
                     f"output from memory; nothing more of this run is committed (wj resume "
                     f"finishes the query from the committed outputs)")
-            ex._mine[self.task] = record
+            ex._mine[self.task] = record if kept is None else _without_output(record)
             if kept is not None:
-                ex._copies.put(record["object"], record["etag"], kept)
+                ex._copies.put(*ex._copy_key(record), kept)
             ex._pending.pop(self.task, None)
 
         async def discard() -> None:
             ex._pending.pop(self.task, None)
-            await delete(ex.store, self.path)
+            if not self.inline:
+                await delete(ex.store, self.path)
 
         try:
             job = ex._committer.submit(size, put, commit, discard)
@@ -376,7 +444,10 @@ class _ObjectSink(ExchangeSink):
             self.encoder.cancel()
 
     def _discard(self) -> None:
-        """Best effort: an uncommitted attempt's object is garbage either way (gc finds it)."""
+        """Best effort: an uncommitted attempt's object is garbage either way (gc finds it);
+        an inline attempt wrote none."""
+        if self.inline:
+            return
         try:
             run(delete(self.exchange.store, self.path))
         except store_errors.WjioError:
@@ -396,6 +467,9 @@ class _Pending:
 class _ObjectSource(ExchangeSource):
     def __init__(self, exchange: ObjectStoreExchange, records: list[dict | _Pending]) -> None:
         self.exchange, self.records = exchange, records
+        self._outputs: dict[int, str] = {}
+        """Inline outputs read again from the store, by task (records left out of a
+        pickle)."""
 
     def read(self, partition: int) -> Iterator[pa.RecordBatch]:
         if not 0 <= partition < self.exchange.num_partitions:
@@ -406,7 +480,7 @@ class _ObjectSource(ExchangeSource):
         for start in range(0, len(self.records), window):
             records = self.records[start:start + window]
             kept = [r.batches[partition] if isinstance(r, _Pending) else
-                    None if copies is None else copies.get(r["object"], r["etag"], partition)
+                    None if copies is None else copies.get(*self.exchange._copy_key(r), partition)
                     for r in records]
             fetched = iter(run(self._fetch_all(
                 [r for r, k in zip(records, kept, strict=True) if k is None], partition)))
@@ -424,6 +498,16 @@ class _ObjectSource(ExchangeSource):
         if length == 0:
             return b""
         ex = self.exchange
+        if "inline" in record:
+            text = record["inline"]
+            if text is None:
+                text = await self._output_of(record)
+            try:
+                return inline_slice(text, offset, length)
+            except binascii.Error as err:
+                raise TaskOutputLostError(ex.stage, record["task"], record["attempt"],
+                                          f"partition {partition} of {_where(ex, record)} is "
+                                          f"not base64: {err}") from None
         store = shared_store(ex.store)
         path = S3Path(ex.root.bucket, record["object"])
         pieces = split(ByteRange(offset, offset + length), ex.options.read_range_size)
@@ -435,12 +519,31 @@ class _ObjectSource(ExchangeSource):
                                       f"{type(err).__name__}: {err}") from None
         return b"".join(parts)
 
+    async def _output_of(self, record: dict) -> str:
+        """The inline output of ``record``'s attempt, from its commit record in the store
+        (read once per task); lost if the record no longer holds that attempt's output."""
+        task = record["task"]
+        if task not in self._outputs:
+            ex = self.exchange
+            try:
+                now = await ex._read_commit(task)
+            except CorruptManifestError as err:
+                raise TaskOutputLostError(ex.stage, task, record["attempt"], str(err)) from None
+            if now is None or now["attempt"] != record["attempt"] or \
+                    not isinstance(now.get("inline"), str):
+                raise TaskOutputLostError(
+                    ex.stage, task, record["attempt"],
+                    f"{ex.root.commit(ex.stage, task)} no longer holds the inline output of "
+                    f"attempt {record['attempt']}")
+            self._outputs[task] = now["inline"]
+        return self._outputs[task]
+
     def _decode(self, record: dict, partition: int, data: bytes) -> list[pa.RecordBatch]:
         ex = self.exchange
         _, _, rows, digest = record["partitions"][partition]
         lost = None
         if checksum(data) != digest:
-            lost = f"partition {partition} of {record['object']} fails its SHA-256 check"
+            lost = f"partition {partition} of {_where(ex, record)} fails its SHA-256 check"
         else:
             try:
                 batches = decode_partition(data)
@@ -452,3 +555,17 @@ class _ObjectSource(ExchangeSource):
         if lost is not None:
             raise TaskOutputLostError(ex.stage, record["task"], record["attempt"], lost)
         return batches
+
+
+def _without_output(record: dict | str) -> dict | str:
+    """``record`` without its inline output (``inline`` None), as an exchange pickles it."""
+    if isinstance(record, dict) and isinstance(record.get("inline"), str):
+        return {**record, "inline": None}
+    return record
+
+
+def _where(exchange: ObjectStoreExchange, record: dict) -> str:
+    """The object holding ``record``'s output, for messages."""
+    if "inline" in record:
+        return f"the inline output in {exchange.root.commit(exchange.stage, record['task'])}"
+    return record["object"]

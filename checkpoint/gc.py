@@ -5,8 +5,9 @@ touched: an attempt being written or an upload being sent is younger than any sa
 threshold):
 
 * **uncommitted attempts**: task output objects no commit names (a failed or duplicate
-  attempt, an attempt killed before it committed, an output found lost), and result objects
-  the result manifest does not name;
+  attempt, an attempt killed before it committed, an output found lost, an object whose task
+  then committed an inline record), and result objects the result manifest does not name (an
+  attempt whose output was inline leaves no object: its record is all it wrote);
 * **incomplete multipart uploads** under the root (an attempt killed mid-upload);
 * **finished queries** (their result was committed before the threshold): the whole query,
   unless ``keep_finished``. Unfinished queries stay: they can still be resumed.
@@ -126,6 +127,7 @@ async def _stale_attempts(store: StoreOptions, keys: list[tuple[QueryKey, Object
             record = await read_manifest(store, info.path)
         except CheckpointError:
             return None  # a corrupt record names nothing; resume recomputes its task
+        # An inline record (its output inside it) names no object: nothing to keep for it.
         return record.get("object") if record else None
 
     names = set(await bounded(named(i) for _, i in commits))

@@ -33,7 +33,8 @@ class StageStatus:
     """Tasks the stage runs."""
     committed: int
     bytes: int
-    """Bytes of the committed task outputs."""
+    """Bytes of the committed task outputs (as encoded: in their data objects, or carried
+    in their commit records for inline outputs)."""
     rows: int
     first_commit: float | None
     last_commit: float | None

@@ -3,6 +3,7 @@ the executor's in-memory answer, the store's own listings, pyarrow's reads of th
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -12,6 +13,7 @@ import pytest
 
 from checkpoint import run_checkpointed
 from checkpoint.layout import QueryRoot
+from checkpoint.options import CheckpointOptions
 from executor import run
 from spark_conf.entry import main
 from tests.checkpoint.conftest import aggregate_plan, sample, single_plan
@@ -93,10 +95,27 @@ def test_resume_errors_are_one_line(s3_table, root, capsys, put, prefix):
         assert err.startswith("wj resume: error:") and why in err
 
 
-def test_status_reports_progress_per_stage(s3_table, root, capsys, s3):
+def output_bytes(s3, q: QueryRoot, listed: dict[str, dict]) -> dict[str, int]:
+    """Bytes of the committed outputs per stage, from the store: each commit record's data
+    object as listed, or the bytes its base64 ``inline`` field decodes to."""
+    out: dict[str, int] = {}
+    for key in listed:
+        if key.startswith("commits/"):
+            record = json.loads(s3.get_object(Bucket=TEST_BUCKET, Key=q.key + key)["Body"]
+                                .read())
+            stage = key.split("/")[1]
+            out[stage] = out.get(stage, 0) + (
+                len(base64.b64decode(record["inline"])) if "inline" in record
+                else listed[record["object"][len(q.key):]]["Size"])
+    return out
+
+
+@pytest.mark.parametrize("inline_max", [0, 256 << 10], ids=["objects", "inline"])
+def test_status_reports_progress_per_stage(s3_table, root, capsys, s3, inline_max):
     data = sample()
     t = s3_table("t", data)
-    uri = partial(aggregate_plan(t), root, "q-st")
+    uri = partial(aggregate_plan(t), root, "q-st",
+                  options=CheckpointOptions(inline_max=inline_max))
     code, out, err = wj(capsys, "status", uri, "--json")
     assert code == 0, err
     status = json.loads(out)
@@ -106,11 +125,10 @@ def test_status_reports_progress_per_stage(s3_table, root, capsys, s3):
         [(4, 4, 0), (3, 3, 0), (0, 1, 1)]
     assert status["objects"] == len(listed)
     assert status["stored_bytes"] == sum(o["Size"] for o in listed.values())
-    data_bytes = {k.split("/")[1]: 0 for k in listed if k.startswith("data/")}
-    for k, o in listed.items():
-        if k.startswith("data/"):
-            data_bytes[k.split("/")[1]] += o["Size"]
-    assert [s["bytes"] for s in status["stages"][:2]] == [data_bytes["0"], data_bytes["1"]]
+    assert sum(k.startswith("data/") for k in listed) == (7 if inline_max == 0 else 0)
+    stored = output_bytes(s3, QueryRoot.parse(uri), listed)
+    assert [s["bytes"] for s in status["stages"][:2]] == [stored["0"], stored["1"]] and \
+        min(stored.values()) > 0
     # Rows: the partial aggregates hold one row per key per file, the final ones one per key.
     per_file = sum(len(set(data.slice(i * 100, 100).column("k").to_pylist())) for i in range(4))
     assert [s["rows"] for s in status["stages"][:2]] == [per_file,
@@ -136,6 +154,7 @@ def test_ls_lists_queries_with_state(s3_table, root, capsys, s3, prefix):
     assert {k: (q["state"], q["committed"], q["tasks"]) for k, q in got.items()} == {
         "q-a": ("done", 6, 6), "q-b": ("incomplete", 7, 8), "stray": ("not-a-query", 0, None)}
     assert got["q-a"]["objects"] == len(keys(s3, done))
+    assert got["q-a"]["stored_bytes"] == sum(o["Size"] for o in keys(s3, done).values())
     code, out, _ = wj(capsys, "ls", root)
     lines = out.splitlines()
     assert code == 0 and lines[0].split()[:3] == ["QUERY", "STATE", "TASKS"]
@@ -156,6 +175,8 @@ def test_gc_removes_old_garbage_and_keeps_resumable_queries(s3_table, root, caps
     s3.put_object(Bucket=TEST_BUCKET, Key=killed.key, Body=b"half an output")
     upload = s3.create_multipart_upload(Bucket=TEST_BUCKET, Key=q.data(1, 1, "a4-0badc0de").key)
     before = {k: keys(s3, r) for k, r in (("done", done), ("open", q))}
+    # Small outputs: every commit record carries its output, no task wrote a data object.
+    assert not any(k.startswith("data/") for k in before["done"])
 
     # Everything is fresh, by the store's own clock. (moto reports every upload as
     # initiated in 2010: gc must then take it as old, like any store saying so.)

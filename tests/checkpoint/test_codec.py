@@ -3,6 +3,8 @@ the zstd level."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import time
 
@@ -16,6 +18,9 @@ from checkpoint.codec import (
     PartitionWriter,
     decode_partition,
     dump_manifest,
+    inline_size,
+    inline_slice,
+    inline_text,
     ipc_options,
     load_manifest,
 )
@@ -140,3 +145,20 @@ def test_manifests_small_as_json_large_as_zstd():
 def test_bad_manifests_are_corrupt(data):
     with pytest.raises(CorruptManifestError, match=r"s3://b/q/plan\.json"):
         load_manifest(data, "s3://b/q/plan.json")
+
+
+def test_inline_slices_equal_the_bytes_python_decodes():
+    """Every slice of an inline output decodes to the same bytes as base64 decoding it whole
+    (the standard library's decoder is the reference); sizes follow the padding."""
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 2, 3, 4, 5, 31, 100):
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        text = inline_text(data)
+        assert base64.b64decode(text) == data and inline_size(text) == n
+        for start in range(n + 1):
+            for length in range(n - start + 1):
+                assert inline_slice(text, start, length) == data[start:start + length]
+    assert inline_size("abc") is None and inline_size("a===") is None
+    assert inline_slice(inline_text(b"abcdef"), 4, 9) == b"ef"      # the text ends first
+    with pytest.raises(binascii.Error):
+        inline_slice("ab!d", 0, 2)

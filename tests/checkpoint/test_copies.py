@@ -18,7 +18,7 @@ from checkpoint.options import CheckpointOptions
 from executor import run
 from executor.errors import TaskOutputLostError
 from tests.checkpoint.conftest import aggregate_plan, sample, single_plan
-from tests.checkpoint.test_exchange import batch, listing, write
+from tests.checkpoint.test_exchange import OBJECTS, batch, listing, write
 from tests.checkpoint.test_faults import _store
 from tests.checkpoint.test_query import Events, _stop_before_stage
 from tests.conftest import TEST_BUCKET
@@ -37,7 +37,7 @@ def _record(s3, qroot: QueryRoot, stage: int, task: int) -> dict:
 
 def test_consumer_reads_committed_output_from_local_copies(qroot, s3):
     copies = LocalCopies(1 << 20)
-    ex = ObjectStoreExchange(qroot, 0, 2, copies=copies)
+    ex = ObjectStoreExchange(qroot, 0, 2, copies=copies, options=OBJECTS)
     for t in range(3):
         assert write(ex, t, 0, {0: batch(t), 1: batch(t, 7)})
     ex.no_more_sinks(3)
@@ -52,7 +52,7 @@ def test_consumer_reads_committed_output_from_local_copies(qroot, s3):
     assert pa.Table.from_batches(list(src.read(1))).equals(
         pa.Table.from_batches([batch(t, 7) for t in range(3)]))
     # Without copies (another process, or a budget of 0) the loss is found and named.
-    other = ObjectStoreExchange(qroot, 0, 2, copies=LocalCopies(0))
+    other = ObjectStoreExchange(qroot, 0, 2, copies=LocalCopies(0), options=OBJECTS)
     other.no_more_sinks(3)
     with pytest.raises(TaskOutputLostError) as err:
         list(other.source().read(0))
@@ -60,15 +60,21 @@ def test_consumer_reads_committed_output_from_local_copies(qroot, s3):
     assert err.value.stage == 0 and err.value.task in records
 
 
-def test_only_the_committed_attempt_is_kept(qroot, s3):
+@pytest.mark.parametrize("options", [OBJECTS, CheckpointOptions()], ids=["objects", "inline"])
+def test_only_the_committed_attempt_is_kept(qroot, s3, options):
     copies = LocalCopies(1 << 20)
-    ex = ObjectStoreExchange(qroot, 0, 1, copies=copies)
+    ex = ObjectStoreExchange(qroot, 0, 1, copies=copies, options=options)
     assert write(ex, 0, 0, {0: batch(0)})
     assert not write(ex, 0, 1, {0: batch(99)})          # a late duplicate is discarded
     winner = _record(s3, qroot, 0, 0)
     assert len(copies._entries) == 1
-    assert copies.get(winner["object"], winner["etag"], 0) == [batch(0)]
-    assert copies.get(winner["object"], '"another-etag"', 0) is None
+    # Kept under what the record names: the object and its ETag, or (inline) the record's
+    # key and the attempt.
+    key, version = (qroot.commit(0, 0).key, winner["attempt"]) if "inline" in winner else \
+        (winner["object"], winner["etag"])
+    assert ("inline" in winner) == (options.inline_max > 0)
+    assert copies.get(key, version, 0) == [batch(0)]
+    assert copies.get(key, "a1-00000000", 0) is None
     ex.no_more_sinks(1)
     assert pa.Table.from_batches(list(ex.source().read(0))).equals(
         pa.Table.from_batches([batch(0)]))
@@ -110,7 +116,8 @@ def test_checkpointed_run_reads_no_exchange_data_back(s3_table, root, rig):
         for budget in (0, 1 << 20):
             proxy.reset_stats()
             result = run_checkpointed(plan, root, store=_store(proxy), scan_partitions=4,
-                                      options=CheckpointOptions(local_copies=budget))
+                                      options=CheckpointOptions(local_copies=budget,
+                                                                inline_max=0))
             assert result.table.equals(expected)
             stats[budget] = proxy.stats()
     # 4 scan tasks x 3 partitions + 3 final tasks x 1 partition + the result: each a GET
@@ -118,6 +125,30 @@ def test_checkpointed_run_reads_no_exchange_data_back(s3_table, root, rig):
     saved = stats[0].get_requests - stats[1 << 20].get_requests
     assert 4 <= saved <= 4 * 3 + 3 + 1
     assert stats[1 << 20].bytes_to_client < stats[0].bytes_to_client
+
+
+def test_inline_outputs_save_a_put_per_task_and_every_exchange_get(s3_table, root, rig):
+    """Through the counting proxy, without local copies: with inline outputs each of the 8
+    tasks makes one PUT fewer (no data object), and no exchange data is read back (the
+    records this run created hold it), compared with data objects."""
+    t = s3_table("t", sample(4000))
+    plan = aggregate_plan(t)
+    expected = run(single_plan(t))
+    stats = {}
+    with ShapingProxy(upstream=rig.endpoint_url, seed=5) as proxy:
+        for inline_max in (0, 256 << 10, 0, 256 << 10):   # twice each: the same counts
+            proxy.reset_stats()
+            events = Events()
+            result = run_checkpointed(plan, root, store=_store(proxy), scan_partitions=4,
+                                      on_task=events, options=CheckpointOptions(
+                                          local_copies=0, inline_max=inline_max))
+            assert result.table.equals(expected)
+            assert sorted(events.tasks("commit").values()) == [1] * 8
+            got = proxy.stats().requests_by_method
+            assert stats.setdefault(inline_max, got) == got
+    assert stats[0]["PUT"] - stats[256 << 10]["PUT"] == 8
+    assert stats[0]["GET"] - stats[256 << 10]["GET"] >= 4 * 3 - 2   # few partitions empty
+    assert sum(stats[0].values()) - sum(stats[256 << 10].values()) >= 8 + 4 * 3 - 2
 
 
 @pytest.mark.parametrize("first, then", [("lz4", "zstd"), ("none", "lz4"), ("zstd", "none")])
@@ -142,6 +173,9 @@ def test_codec_option_is_checked():
         CheckpointOptions(part_size=16 << 20, multipart_over=8 << 20)
     with pytest.raises(ValueError, match="local_copies must be >= 0"):
         CheckpointOptions(local_copies=-1)
+    for bad in (-1, (64 << 20) + 1):
+        with pytest.raises(ValueError, match=r"inline_max must be 0\.\.multipart_over"):
+            CheckpointOptions(inline_max=bad)
 
 
 def test_lz4_output_is_smaller_than_raw_and_named_in_the_stream(qroot, s3):
@@ -151,7 +185,8 @@ def test_lz4_output_is_smaller_than_raw_and_named_in_the_stream(qroot, s3):
     data = pa.record_batch({"x": pa.array(rng.integers(0, 10, 200_000))})
     sizes = {}
     for stage, codec in enumerate(("none", "lz4")):
-        ex = ObjectStoreExchange(qroot, stage, 1, options=CheckpointOptions(codec=codec))
+        ex = ObjectStoreExchange(qroot, stage, 1,
+                                 options=CheckpointOptions(codec=codec, inline_max=0))
         assert write(ex, 0, 0, {0: data})
         record = _record(s3, qroot, stage, 0)
         body = s3.get_object(Bucket=TEST_BUCKET, Key=record["object"])["Body"].read()

@@ -1,22 +1,28 @@
 """ObjectStoreExchange against the rig: the call-order contract, exactly one commit per task,
-one object per attempt with a partition index, multipart outputs, lost outputs named."""
+one object per attempt with a partition index (or small outputs inline in their commit
+records), multipart outputs, lost outputs named."""
 
 from __future__ import annotations
 
+import base64
 import json
+import pickle
 import threading
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from checkpoint.exchange import ObjectStoreExchange, read_commit_records
+from checkpoint.exchange import INLINE_FORMAT, ObjectStoreExchange, read_commit_records
 from checkpoint.layout import QueryRoot
 from checkpoint.options import CheckpointOptions, MiB
 from executor.errors import ExchangeError, TaskOutputLostError
 from tests.conftest import TEST_BUCKET
 from wjio.options import StoreOptions
 from wjio.sync import run
+
+OBJECTS = CheckpointOptions(inline_max=0)
+"""Every output in a data object (no inline records)."""
 
 
 @pytest.fixture
@@ -43,8 +49,13 @@ def listing(s3, prefix: str) -> list[str]:
                                                        Prefix=prefix).get("Contents", ()))
 
 
+def record_of(s3, qroot: QueryRoot, stage: int, task: int) -> dict:
+    return json.loads(s3.get_object(Bucket=TEST_BUCKET, Key=qroot.commit(stage, task).key)
+                      ["Body"].read())
+
+
 def test_partitions_round_trip_in_producer_order(qroot, s3):
-    ex = ObjectStoreExchange(qroot, 0, 3)
+    ex = ObjectStoreExchange(qroot, 0, 3, options=OBJECTS)
     for task in (1, 0):
         assert write(ex, task, 0, {0: batch(task, 10), 2: batch(task, 5 + task)})
     ex.no_more_sinks(2)
@@ -65,8 +76,35 @@ def test_partitions_round_trip_in_producer_order(qroot, s3):
     assert record["attempt"].startswith("a0-") and record["rows"] == 16
 
 
-def test_duplicate_attempts_commit_exactly_once(qroot, s3):
-    ex = ObjectStoreExchange(qroot, 1, 1)
+def test_small_outputs_are_inline_in_their_commit_records(qroot, s3):
+    """No data object: the record carries the partitions' streams (pyarrow reads them from
+    its bytes) with the same index, and the exchange reads them back in producer order."""
+    ex = ObjectStoreExchange(qroot, 0, 3)
+    for task in (1, 0):
+        assert write(ex, task, 0, {0: batch(task, 10), 2: batch(task, 5 + task)})
+    ex.no_more_sinks(2)
+    assert listing(s3, qroot.key) == [qroot.commit(0, t).key for t in (0, 1)]
+    record = record_of(s3, qroot, 0, 1)
+    assert record["format"] == INLINE_FORMAT and "object" not in record
+    output = base64.b64decode(record["inline"])
+    assert len(output) == record["size"]
+    streams = [output[off:off + length] for off, length, _, _ in record["partitions"]]
+    assert pa.ipc.open_stream(streams[2]).read_all().equals(pa.Table.from_batches([batch(1, 6)]))
+    assert streams[1] == b"" and [p[2] for p in record["partitions"]] == [10, 0, 6]
+    src = ObjectStoreExchange(qroot, 0, 3)       # another reader: from the store's records
+    src.no_more_sinks(2)
+    assert pa.Table.from_batches(list(src.source().read(2))).equals(
+        pa.Table.from_batches([batch(0, 5), batch(1, 6)]))
+    # Up to inline_max bytes only: a larger output writes its data object.
+    big = ObjectStoreExchange(qroot, 1, 1, options=CheckpointOptions(inline_max=1000))
+    assert write(big, 0, 0, {0: batch(0, 5)}) and write(big, 1, 0, {0: batch(1, 2000)})
+    assert "inline" in record_of(s3, qroot, 1, 0) and "object" in record_of(s3, qroot, 1, 1)
+    assert len([k for k in listing(s3, qroot.key) if "/data/" in k]) == 1
+
+
+@pytest.mark.parametrize("options", [OBJECTS, CheckpointOptions()], ids=["objects", "inline"])
+def test_duplicate_attempts_commit_exactly_once(qroot, s3, options):
+    ex = ObjectStoreExchange(qroot, 1, 1, options=options)
     assert write(ex, 0, 0, {0: batch(0)})
     assert not write(ex, 0, 1, {0: batch(99)})          # a late duplicate is discarded
     # Speculative attempts racing from threads: exactly one wins.
@@ -87,8 +125,11 @@ def test_duplicate_attempts_commit_exactly_once(qroot, s3):
     ex.no_more_sinks(2)
     got = pa.Table.from_batches(list(ex.source().read(0)))
     assert got.column("task").unique().to_pylist() == [0, 100 + winner]
-    # Losers removed their objects: one data object per committed task remains.
-    assert len([k for k in listing(s3, qroot.key) if "/data/" in k]) == 2
+    # Losers removed their objects: one data object per committed task remains (none when
+    # the records carry the outputs).
+    data = 2 if options.inline_max == 0 else 0
+    assert len([k for k in listing(s3, qroot.key) if "/data/" in k]) == data
+    assert all(("inline" in record_of(s3, qroot, 1, t)) == (data == 0) for t in (0, 1))
 
 
 def test_call_order_is_enforced(qroot):
@@ -134,7 +175,7 @@ def test_large_output_is_a_multipart_upload(qroot, s3):
 
 
 def test_lost_outputs_name_their_producer(qroot, s3):
-    ex = ObjectStoreExchange(qroot, 4, 1)
+    ex = ObjectStoreExchange(qroot, 4, 1, options=OBJECTS)
     for t in range(3):
         assert write(ex, t, 0, {0: batch(t)})
     ex.no_more_sinks(3)
@@ -152,6 +193,75 @@ def test_lost_outputs_name_their_producer(qroot, s3):
     assert write(ex, 1, 1, {0: batch(1)})
     assert pa.Table.from_batches(list(ex.source().read(0))).column("task").to_pylist() == \
         [0] * 100 + [1] * 100 + [2] * 100
+
+
+def test_corrupt_inline_outputs_name_their_producer(qroot, s3):
+    """An inline record edited in the store (still valid JSON): a flipped byte fails the
+    partition's checksum, a character that is not base64 fails its decoding, a record that
+    contradicts itself is unreadable; each names its producer, and recomputing it heals."""
+    ex = ObjectStoreExchange(qroot, 4, 1)
+    for t in range(3):
+        assert write(ex, t, 0, {0: batch(t)})
+    records = {t: record_of(s3, qroot, 4, t) for t in range(3)}
+
+    def put(task: int, record: dict) -> None:
+        s3.put_object(Bucket=TEST_BUCKET, Key=qroot.commit(4, task).key,
+                      Body=json.dumps(record).encode())
+
+    def lost(task: int) -> TaskOutputLostError:
+        reader = ObjectStoreExchange(qroot, 4, 1)   # reads the records from the store
+        reader.no_more_sinks(3)
+        with pytest.raises(TaskOutputLostError) as err:
+            list(reader.source().read(0))
+        assert (err.value.stage, err.value.task) == (4, task)
+        return err.value
+
+    output = bytearray(base64.b64decode(records[1]["inline"]))
+    output[len(output) // 2] ^= 0xFF
+    put(1, {**records[1], "inline": base64.b64encode(bytes(output)).decode()})
+    err = lost(1)
+    assert err.attempt == records[1]["attempt"] and "fails its SHA-256 check" in str(err)
+    put(1, {**records[1], "inline": "!" * len(records[1]["inline"])})
+    assert "is not base64" in str(lost(1))
+    put(1, records[1])
+    put(2, {**records[2], "partitions": [[0, records[2]["size"] + 3, 100, "00"]]})
+    err = lost(2)
+    assert err.attempt == "unreadable-record" and "not a commit record" in str(err)
+    put(2, {**records[2], "format": 99})
+    assert "commit record format 99; this version reads formats 1 (data object), 2 (inline " \
+        "output)" in str(lost(2))
+    ex.invalidate(2, "unreadable-record")
+    assert ex.committed_tasks() == {0, 1} and write(ex, 2, 1, {0: batch(2)})
+    ex.no_more_sinks(3)
+    assert pa.Table.from_batches(list(ex.source().read(0))).column("task").to_pylist() == \
+        [0] * 100 + [1] * 100 + [2] * 100
+
+
+def test_pickled_exchange_reads_inline_outputs_from_the_store(qroot, s3):
+    """A pickle (what a worker process gets) leaves the inline outputs behind: the worker
+    GETs each record it reads from, once, and a record that meanwhile names another attempt
+    is a lost output."""
+    ex = ObjectStoreExchange(qroot, 0, 2)
+    for t in range(2):
+        assert write(ex, t, 0, {0: batch(t), 1: batch(t, 3)})
+    ex.no_more_sinks(2)
+    ex.source()                                   # records read: they travel with the pickle
+    first = {t: record_of(s3, qroot, 0, t) for t in range(2)}
+    pickled = pickle.dumps(ex)
+    assert not any(r["inline"].encode() in pickled for r in first.values())
+    worker = pickle.loads(pickled)
+    assert [r["inline"] for r in worker._records.values()] == [None, None]
+    src = worker.source()
+    assert pa.Table.from_batches(list(src.read(0))).equals(
+        pa.Table.from_batches([batch(0), batch(1)]))
+    assert pa.Table.from_batches(list(src.read(1))).equals(
+        pa.Table.from_batches([batch(0, 3), batch(1, 3)]))
+    ex.invalidate(1, first[1]["attempt"])
+    assert write(ex, 1, 1, {0: batch(7), 1: batch(7, 3)})
+    stale = pickle.loads(pickle.dumps(worker))    # still names the first attempt of task 1
+    with pytest.raises(TaskOutputLostError, match="no longer holds the inline output") as err:
+        list(stale.source().read(0))
+    assert err.value.task == 1
 
 
 def test_commit_whose_answer_was_lost_is_recognised(qroot):

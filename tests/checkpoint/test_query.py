@@ -4,6 +4,7 @@ bad roots refused. References are the in-memory runner and the single-stage plan
 
 from __future__ import annotations
 
+import base64
 import json
 import multiprocessing
 import os
@@ -28,6 +29,7 @@ from checkpoint import (
     run_checkpointed,
 )
 from checkpoint.layout import QueryRoot
+from checkpoint.options import CheckpointOptions
 from executor import run, run_parallel
 from executor.ir import serde
 from executor.stages import TaskEvent
@@ -64,11 +66,13 @@ def keys(s3, root: QueryRoot, under: str = "") -> dict[str, dict]:
         token = page["NextContinuationToken"]
 
 
-def test_checkpointed_run_equals_in_memory_run(s3_table, root, s3):
+@pytest.mark.parametrize("inline_max", [0, 256 << 10], ids=["objects", "inline"])
+def test_checkpointed_run_equals_in_memory_run(s3_table, root, s3, inline_max):
     t = s3_table("t", sample())
     plan = aggregate_plan(t)
     events = Events()
-    result = run_checkpointed(plan, root, scan_partitions=4, on_task=events)
+    result = run_checkpointed(plan, root, scan_partitions=4, on_task=events,
+                              options=CheckpointOptions(inline_max=inline_max))
     assert result.table.equals(run_parallel(plan))
     assert result.table.equals(run(single_plan(t)))
     # Every task ran once and committed once: 4 scan tasks, 3 hash tasks, 1 result task.
@@ -78,14 +82,19 @@ def test_checkpointed_run_equals_in_memory_run(s3_table, root, s3):
     commits = sorted(k for k in objects if k.startswith("commits/"))
     assert commits == [f"commits/0/{t}.json" for t in range(4)] + \
         [f"commits/1/{t}.json" for t in range(3)] + ["commits/2/0.json"]
-    assert sum(k.startswith("data/") for k in objects) == 8   # one object per attempt
+    # One object per attempt, or none: the commit records carry the (small) outputs.
+    assert sum(k.startswith("data/") for k in objects) == (8 if inline_max == 0 else 0)
     assert "plan.json" in objects and "result/result.json" in objects
     (part,) = [k for k in objects if k.endswith(".parquet")]
     body = s3.get_object(Bucket=TEST_BUCKET, Key=result.root.key + part)["Body"].read()
     assert pq.read_table(pa.BufferReader(body)).equals(result.table)
-    # Each commit names its attempt's object, with the size the store reports.
-    record = json.loads(objects_body(s3, result.root, "commits/1/2.json"))
-    assert objects[record["object"][len(result.root.key):]]["Size"] == record["size"]
+    # Each commit names its attempt's object, with the size the store reports, or holds
+    # that many bytes itself.
+    for stage, task in sorted(events.tasks("commit")):
+        record = json.loads(objects_body(s3, result.root, f"commits/{stage}/{task}.json"))
+        size = len(base64.b64decode(record["inline"])) if inline_max else \
+            objects[record["object"][len(result.root.key):]]["Size"]
+        assert size == record["size"]
 
 
 def objects_body(s3, root: QueryRoot, rel: str) -> bytes:
@@ -110,7 +119,7 @@ def test_plan_manifest_holds_inputs_and_no_credentials(s3_table, root, s3):
 
 _KILLED_CHILD = """
 import os, sys, time
-from checkpoint import QueryRoot, run_checkpointed
+from checkpoint import CheckpointOptions, QueryRoot, run_checkpointed
 from checkpoint.objects import read_manifest
 from executor.context import ExecContext
 from executor.ir import serde
@@ -126,19 +135,22 @@ def on_task(e):
             time.sleep(0.01)
         os._exit(9)   # the machine is gone: no cleanup, no finally blocks
 run_checkpointed(plan, sys.argv[2], ExecContext(parallelism=1), query_id=sys.argv[3],
-                 scan_partitions=4, on_task=on_task, on_created=lambda r: print(r.uri, flush=True))
+                 scan_partitions=4, on_task=on_task, on_created=lambda r: print(r.uri, flush=True),
+                 options=CheckpointOptions(inline_max=int(sys.argv[4])))
 """
 
 
+@pytest.mark.parametrize("inline_max", [0, 256 << 10], ids=["objects", "inline"])
 def test_resume_after_killed_process_runs_only_uncommitted_tasks(s3_table, root, tmp_path,
-                                                                 s3):
+                                                                 s3, inline_max):
     t = s3_table("t", sample())
     plan = aggregate_plan(t)
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(serde.to_json(plan))
     # The child dies the moment it hears stage 1 task 1 committed (task 2 may be running).
     child = subprocess.run(
-        [sys.executable, "-c", _KILLED_CHILD, str(plan_file), root, "q-killed"],
+        [sys.executable, "-c", _KILLED_CHILD, str(plan_file), root, "q-killed",
+         str(inline_max)],
         capture_output=True, text=True, timeout=120, cwd=os.getcwd())
     assert child.returncode == 9, child.stderr
     query_uri = child.stdout.strip()
@@ -147,9 +159,12 @@ def test_resume_after_killed_process_runs_only_uncommitted_tasks(s3_table, root,
                  for k in keys(s3, QueryRoot.parse(query_uri), "commits/")}
     assert {(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1)} <= committed
     assert (2, 0) not in committed
+    kinds = {"inline" in json.loads(objects_body(s3, QueryRoot.parse(query_uri),
+                                                 f"commits/{s}/{t}.json")) for s, t in committed}
+    assert kinds == {inline_max > 0}
 
     events = Events()
-    result = resume(query_uri, on_task=events)
+    result = resume(query_uri, on_task=events, options=CheckpointOptions(inline_max=inline_max))
     assert result.table.equals(run(single_plan(t)))
     assert not result.resumed
     everything = {(0, t) for t in range(4)} | {(1, t) for t in range(3)} | {(2, 0)}
@@ -178,7 +193,7 @@ def test_lost_and_corrupt_committed_outputs_are_recomputed(s3_table, root, s3):
     stop, on_task = _stop_before_stage(1)
     with pytest.raises(stop):
         run_checkpointed(plan, root, query_id="q-lost", scan_partitions=4,
-                         on_task=on_task)
+                         on_task=on_task, options=CheckpointOptions(inline_max=0))
     q = QueryRoot.create(root, "q-lost")
     records = {t: json.loads(objects_body(s3, q, f"commits/0/{t}.json")) for t in range(4)}
     # Task 1's object vanishes; task 2's object rots in place (the store's ETag still
@@ -201,6 +216,31 @@ def test_lost_and_corrupt_committed_outputs_are_recomputed(s3_table, root, s3):
     now = {t: json.loads(objects_body(s3, q, f"commits/0/{t}.json")) for t in range(4)}
     assert [now[t]["attempt"] == records[t]["attempt"] for t in range(4)] == \
         [True, False, False, True]
+
+
+def test_corrupt_inline_output_is_recomputed(s3_table, root, s3):
+    """An inline output edited in the store (its record still valid JSON, its base64 still
+    base64) fails its checksum: the resume recomputes that producer only."""
+    t = s3_table("t", sample())
+    stop, on_task = _stop_before_stage(1)
+    with pytest.raises(stop):
+        run_checkpointed(aggregate_plan(t), root, query_id="q-inl", scan_partitions=4,
+                         on_task=on_task)
+    q = QueryRoot.create(root, "q-inl")
+    records = {t: json.loads(objects_body(s3, q, f"commits/0/{t}.json")) for t in range(4)}
+    assert all("inline" in r for r in records.values()) and keys(s3, q, "data/") == {}
+    output = bytearray(base64.b64decode(records[3]["inline"]))
+    off, length, _, _ = next(p for p in records[3]["partitions"] if p[1])
+    output[off + length // 2] ^= 0xFF
+    s3.put_object(Bucket=TEST_BUCKET, Key=q.key + "commits/0/3.json", Body=json.dumps(
+        {**records[3], "inline": base64.b64encode(bytes(output)).decode()}).encode())
+    events = Events()
+    result = resume(q.uri, on_task=events)
+    assert result.table.equals(run(single_plan(t)))
+    assert set(events.tasks("lost")) == {(0, 3)}
+    assert {k for k in events.tasks("run") if k[0] == 0} == {(0, 3)}
+    now = json.loads(objects_body(s3, q, "commits/0/3.json"))
+    assert now["attempt"] != records[3]["attempt"] and keys(s3, q, "data/") == {}
 
 
 def test_corrupt_commit_record_is_recomputed(s3_table, root, s3):

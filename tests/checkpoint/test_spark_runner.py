@@ -20,10 +20,12 @@ if (_why := spark_support.skip_reason()) is not None:
 
 from checkpoint import SparkRunner, resume, run_checkpointed
 from checkpoint.layout import QueryRoot
+from checkpoint.options import CheckpointOptions
 from executor import run, run_parallel
 from executor.errors import ExchangeError, ExecutionError
 from executor.stages import PortableStage, StageRunner
 from tests.checkpoint.conftest import aggregate_plan, sample, single_plan
+from tests.checkpoint.test_exchange import OBJECTS
 from tests.checkpoint.test_query import (
     Events,
     _stop_before_stage,
@@ -57,7 +59,8 @@ def test_spark_runner_equals_in_memory_run(spark, s3_table, root, s3):
     plan = aggregate_plan(t)
     events = Events()
     before = spark_jobs(spark)
-    result = run_checkpointed(plan, root, scan_partitions=4, runner="spark", on_task=events)
+    result = run_checkpointed(plan, root, scan_partitions=4, runner="spark", on_task=events,
+                              options=OBJECTS)
     assert result.table.equals(run_parallel(plan))
     assert result.table.equals(run(single_plan(t)))
     # Each stage was one Spark job with one Spark task per stage task.
@@ -95,7 +98,11 @@ def test_resume_across_runners(spark, s3_table, root, s3, first, then):
     assert events.tasks("run") == events.tasks("commit")
     assert set(events.tasks("run")) == EVERY_TASK - stage0
     assert commits(s3, q) == sorted(EVERY_TASK)
-    assert sum(k.startswith("data/") for k in keys(s3, q)) == len(EVERY_TASK)
+    # Small outputs: the records carry them (Spark tasks read them from the store's records,
+    # which their pickled stage leaves behind), and no attempt wrote a data object.
+    assert all("inline" in json.loads(objects_body(s3, q, f"commits/{s}/{t}.json"))
+               for s, t in EVERY_TASK)
+    assert not any(k.startswith("data/") for k in keys(s3, q))
 
 
 class TwiceOnSpark(StageRunner):
@@ -115,17 +122,20 @@ class TwiceOnSpark(StageRunner):
         return {t: any(c for u, c in ran if u == t) for t in attempts}
 
 
-def test_duplicate_spark_tasks_commit_once(spark, s3_table, root, s3):
+@pytest.mark.parametrize("options", [OBJECTS, CheckpointOptions()], ids=["objects", "inline"])
+def test_duplicate_spark_tasks_commit_once(spark, s3_table, root, s3, options):
     t = s3_table("t", sample(seed=17))
     runner = TwiceOnSpark(spark)
-    result = run_checkpointed(aggregate_plan(t), root, scan_partitions=4, runner=runner)
+    result = run_checkpointed(aggregate_plan(t), root, scan_partitions=4, runner=runner,
+                              options=options)
     assert result.table.equals(run(single_plan(t)))
     # Of each task's two copies exactly one committed, the other was discarded.
     assert sorted(runner.outcomes) == sorted(
         [(*task, True) for task in EVERY_TASK] + [(*task, False) for task in EVERY_TASK])
     assert commits(s3, result.root) == sorted(EVERY_TASK)
-    # The losers' objects are gone: one data object per commit.
-    assert sum(k.startswith("data/") for k in keys(s3, result.root)) == len(EVERY_TASK)
+    # The losers' objects are gone: one data object per commit (none if inline).
+    assert sum(k.startswith("data/") for k in keys(s3, result.root)) == \
+        (len(EVERY_TASK) if options.inline_max == 0 else 0)
 
 
 def test_lost_input_is_recomputed_through_spark(spark, s3_table, root, s3):
@@ -133,7 +143,7 @@ def test_lost_input_is_recomputed_through_spark(spark, s3_table, root, s3):
     stop, on_task = _stop_before_stage(1)
     with pytest.raises(stop):
         run_checkpointed(aggregate_plan(t), root, query_id="q-lost", scan_partitions=4,
-                         runner="spark", on_task=on_task)
+                         runner="spark", on_task=on_task, options=OBJECTS)
     q = QueryRoot.create(root, "q-lost")
     record = json.loads(objects_body(s3, q, "commits/0/2.json"))
     s3.delete_object(Bucket=TEST_BUCKET, Key=record["object"])

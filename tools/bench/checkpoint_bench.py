@@ -1,7 +1,7 @@
 """Checkpointed exchange vs in-memory exchange, and time to finish after a kill.
 
     python -m tools.bench.checkpoint_bench [--scale 1] [--parts 8] [--queries 1,3,5,9,18]
-        [--runs 3] [--kill-at 0.7] [--out bench-results]
+        [--runs 3] [--kill-at 0.7] [--inline-max BYTES] [--out bench-results]
 
 TPC-H through the S3 rig (its own, unless ``AWS_ENDPOINT_URL`` is set); the data is split
 into ``--parts`` files per table so moto's server (which reads a whole object for every range
@@ -20,8 +20,14 @@ fresh processes (``wj resume`` on a fresh root, as after a cluster loss), ``--pr
 times each and alternating: an uninterrupted run, and a run killed (SIGKILL of the process
 group) once ``--kill-at`` of its tasks have committed and finished by ``wj resume`` -- the
 median resume time is compared with the median uninterrupted run (a fresh process has no
-local copies: it reads the store). Bytes and
-objects written per query come from ``wj status``. The product's modules are compiled to
+local copies: it reads the store). Bytes and objects written per query come from ``wj
+status`` (the store's listing: data objects and commit records, which carry the outputs of
+at most ``inline_max`` bytes). The requests the checkpoint itself makes (``plan.json``, data
+objects, commit records, the result; not the scans' reads) are counted by method in one
+more checkpointed run through the shaping proxy (tools/proxy.py, no shaping), untimed.
+``--inline-max`` sets ``CheckpointOptions.inline_max`` of the in-process runs (0: every
+output in a data object, as before inline records); the ``wj resume`` processes use the
+default. The product's modules are compiled to
 bytecode first, as an installed package has them (a checkout run with
 ``PYTHONDONTWRITEBYTECODE`` set, as in this sandbox, would otherwise compile ~100 modules in
 every ``wj`` process, ~0.1 s).
@@ -43,6 +49,7 @@ import sys
 import time
 from contextlib import ExitStack, closing
 from pathlib import Path
+from typing import Any
 
 BUCKET = "wjio-ckbench"
 PACKAGES = ("wjio", "executor", "checkpoint", "spark_conf")
@@ -65,6 +72,21 @@ def _wj(*argv: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     if p.returncode != 0:
         raise SystemExit(f"checkpoint_bench: wj {argv[0]} failed:\n{p.stderr[-3000:]}")
     return p
+
+
+def _checkpoint_requests(plan: Any, root_uri: str, options: Any) -> dict[str, int]:
+    """Requests by method one checkpointed run of ``plan`` makes for its checkpoint, counted
+    by a shaping proxy (no latency, no faults) in front of the store; the scans read their
+    inputs around it (they take the endpoint from the environment)."""
+    from checkpoint.query import run_checkpointed
+    from executor.context import ExecContext
+    from tools.proxy import ShapingProxy
+    from wjio.options import StoreOptions
+
+    with ShapingProxy(upstream=os.environ["AWS_ENDPOINT_URL"]) as proxy:
+        run_checkpointed(plan, root_uri, ExecContext(parallelism=2),
+                         store=StoreOptions(endpoint_url=proxy.url), options=options)
+        return dict(sorted(proxy.stats().requests_by_method.items()))
 
 
 def _kill_and_resume(query, kill_at: float) -> dict:
@@ -110,12 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--process-runs", type=int, default=3,
                     help="fresh-process runs of each kind per query: uninterrupted, and "
                          "killed then resumed (alternating; medians reported; default 3)")
+    ap.add_argument("--inline-max", type=int, default=None,
+                    help="CheckpointOptions.inline_max of the in-process runs (default: its "
+                         "default; 0: no inline outputs)")
     ap.add_argument("--data-dir", type=Path)
     ap.add_argument("--out", type=Path, default=Path("bench-results"))
     args = ap.parse_args(argv)
 
     import pyarrow.parquet  # noqa: F401  (fail early without pyarrow)
 
+    from checkpoint.options import CheckpointOptions
     from checkpoint.query import create_query, run_checkpointed
     from checkpoint.status import query_status
     from executor.context import ExecContext
@@ -132,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     checkout = Path(__file__).resolve().parents[2]
     for package in PACKAGES:
         compileall.compile_dir(checkout / package, quiet=1)
+    ck_options = CheckpointOptions() if args.inline_max is None else \
+        CheckpointOptions(inline_max=args.inline_max)
     results: dict = {"scale": args.scale, "parts": args.parts, "runs": args.runs,
+                     "inline_max": ck_options.inline_max,
                      "process_runs": args.process_runs,
                      "kill_at": args.kill_at, "load_before": os.getloadavg()[0],
                      "queries": {}}
@@ -162,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                     times["memory"].append(time.perf_counter() - t0)
                     cpu["memory"].append(_cpu_s(server) - c0)
                 t0, c0 = time.perf_counter(), _cpu_s(server)
-                got = run_checkpointed(plan, f"s3://{BUCKET}/ck/", ExecContext(parallelism=2))
+                got = run_checkpointed(plan, f"s3://{BUCKET}/ck/", ExecContext(parallelism=2),
+                                       options=ck_options)
                 if i:
                     times["checkpoint"].append(time.perf_counter() - t0)
                     cpu["checkpoint"].append(_cpu_s(server) - c0)
@@ -170,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"Q{q}: checkpointed result differs from in-memory")
                 root = got.root.uri
             status = query_status(root)
+            requests = _checkpoint_requests(plan, f"s3://{BUCKET}/ck/", ck_options)
             options = {"scan_partitions": 2, "batch_size": 64 * 1024}
             whole, kills = [], []
             for _ in range(args.process_runs):  # alternating, so drifts hit both alike
@@ -193,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                 "memory_cpu_s": statistics.median(cpu["memory"]),
                 "checkpoint_cpu_s": statistics.median(cpu["checkpoint"]),
                 "objects_written": status.objects, "bytes_written": status.stored_bytes,
+                "checkpoint_requests": sum(requests.values()),
+                "checkpoint_requests_by_method": requests,
                 "tasks": status.tasks, "uninterrupted_process_s": uninterrupted,
                 "uninterrupted_runs_s": whole, **killed,
             }
@@ -225,16 +258,17 @@ def main(argv: list[str] | None = None) -> int:
 def _markdown(r: dict) -> str:
     lines = [f"# Checkpointed vs in-memory exchange, TPC-H SF {r['scale']:g} "
              f"({r['parts']} files/table, {r.get('endpoint', 'external endpoint')})", "",
-             f"Median of {r['runs']} in-process runs after a warm-up; kill at "
+             f"Median of {r['runs']} in-process runs after a warm-up (inline outputs up to "
+             f"{r.get('inline_max', 0)} bytes); kill at "
              f"{r['kill_at']:.0%} of tasks committed, then `wj resume` (fresh processes; "
              f"uninterrupted and resume times are medians of {r.get('process_runs', 1)} "
              f"alternating runs each). "
              f"CPU: this process plus the store's server. Load average (1 min) "
              f"{r['load_before']:.1f} before, {r['load_after']:.1f} after.", "",
              "| query | in-memory s | checkpointed s | overhead | CPU overhead | tasks | "
-             "objects | MB written | uninterrupted (process) s | killed at | resume s | "
-             "resume / uninterrupted |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "objects | MB written | checkpoint requests | uninterrupted (process) s | "
+             "killed at | resume s | resume / uninterrupted |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for q, x in r["queries"].items():
         kill = f"{x['committed']}/{x['tasks']}" if x.get("killed") else "finished first"
         res = f"{x['resume_s']:.2f}" if x.get("killed") else "-"
@@ -242,7 +276,8 @@ def _markdown(r: dict) -> str:
         lines.append(f"| {q} | {x['memory_s']:.2f} | {x['checkpoint_s']:.2f} | "
                      f"{x['overhead']:+.0%} | {x['cpu_overhead']:+.0%} | {x['tasks']} | "
                      f"{x['objects_written']} | "
-                     f"{x['bytes_written'] / 1e6:.1f} | {x['uninterrupted_process_s']:.2f} | "
+                     f"{x['bytes_written'] / 1e6:.1f} | {x.get('checkpoint_requests', '-')} | "
+                     f"{x['uninterrupted_process_s']:.2f} | "
                      f"{kill} | {res} | {ratio} |")
     t = r["total"]
     lines += ["", f"Total: in-memory {t['memory_s']:.2f} s, checkpointed {t['checkpoint_s']:.2f} s "
