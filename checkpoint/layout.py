@@ -4,8 +4,10 @@ One query is a prefix ``<root>/<query-id>/``::
 
     plan.json                               plan IR, fingerprint, inputs (size, ETag), options
     data/<stage>/<task>/<attempt>/output    one object per task attempt: all partitions
+                                            (none for a small output: its record carries it)
     commits/<stage>/<task>.json             the commit record (created with If-None-Match: *)
-    result/<attempt>/part-0.parquet         the result (as Parquet) of one run
+    result/<attempt>/part-0.parquet         the result (as Parquet) of one run (none for a
+                                            small result: its manifest carries it)
     result/result.json                      the result's manifest (created with If-None-Match:
                                             * by the first run to finish; names its object)
     sub/<fingerprint>/...                   a scalar subquery, laid out the same way

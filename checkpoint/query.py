@@ -24,6 +24,8 @@ come from whoever runs or resumes the query.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import dataclasses
 import io
 import os
@@ -35,7 +37,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from checkpoint.codec import checksum
+from checkpoint.codec import checksum, inline_text
 from checkpoint.committer import Committer
 from checkpoint.copies import LocalCopies
 from checkpoint.errors import (
@@ -423,18 +425,27 @@ def _execute(query: Query, ctx: ExecContext, store: StoreOptions, options: Check
 def _write_result(query: Query, table: pa.Table, store: StoreOptions,
                   options: CheckpointOptions) -> None:
     """Write the result as Parquet and commit its manifest; if another run committed a result
-    first, this one's object is dropped (both hold the same answer)."""
+    first, this one's object is dropped (both hold the same answer). A result of at most
+    ``options.inline_max`` Parquet bytes is carried in the manifest (``inline``, base64), as
+    small task outputs are in their commit records: one PUT at the end of the query, not
+    two in a row."""
     buf = io.BytesIO()
     pq.write_table(table, buf)
     body = buf.getvalue()
     path = query.root.result(new_attempt(0))
+    inline = 0 < options.inline_max and len(body) <= options.inline_max
 
     async def write() -> None:
-        await upload(store, path, body, options.part_size, options.multipart_over)
         manifest = {"format": QUERY_FORMAT, "fingerprint": query.fingerprint,
-                    "object": path.key, "size": len(body), "sha256": checksum(body),
+                    "size": len(body), "sha256": checksum(body),
                     "rows": table.num_rows, "committed_at": time.time()}
-        if not await create_manifest(store, query.root.result_manifest, manifest):
+        if inline:
+            manifest["inline"] = inline_text(body)
+        else:
+            await upload(store, path, body, options.part_size, options.multipart_over)
+            manifest["object"] = path.key
+        if not await create_manifest(store, query.root.result_manifest, manifest) \
+                and not inline:
             await delete(store, path)
 
     run(write())
@@ -446,13 +457,18 @@ def _read_result(query: Query, store: StoreOptions, manifest: dict | None) -> pa
     if manifest is None:
         return None
     try:
-        path = S3Path(query.root.bucket, manifest["object"])
-        if not path.key.startswith(query.root.path("result/").key):
-            raise CorruptManifestError(f"{query.root.result_manifest}: result object "
-                                       f"{path} lies outside the query", uri=query.root.uri)
-        data = run(get(store, path))
+        if "inline" in manifest:
+            text = manifest["inline"]
+            data = base64.b64decode(text, validate=True) if isinstance(text, str) else b""
+        else:
+            path = S3Path(query.root.bucket, manifest["object"])
+            if not path.key.startswith(query.root.path("result/").key):
+                raise CorruptManifestError(f"{query.root.result_manifest}: result object "
+                                           f"{path} lies outside the query",
+                                           uri=query.root.uri)
+            data = run(get(store, path))
         ok = checksum(data) == manifest["sha256"]
-    except store_errors.ObjectNotFoundError:
+    except (store_errors.ObjectNotFoundError, binascii.Error):
         ok = False
     except (KeyError, TypeError) as err:
         raise CorruptManifestError(f"{query.root.result_manifest}: malformed ({err})",

@@ -85,8 +85,16 @@ def test_checkpointed_run_equals_in_memory_run(s3_table, root, s3, inline_max):
     # One object per attempt, or none: the commit records carry the (small) outputs.
     assert sum(k.startswith("data/") for k in objects) == (8 if inline_max == 0 else 0)
     assert "plan.json" in objects and "result/result.json" in objects
-    (part,) = [k for k in objects if k.endswith(".parquet")]
-    body = s3.get_object(Bucket=TEST_BUCKET, Key=result.root.key + part)["Body"].read()
+    # The result is Parquet: an object of its own, or carried in its manifest.
+    manifest = json.loads(objects_body(s3, result.root, "result/result.json"))
+    parts = [k for k in objects if k.endswith(".parquet")]
+    if inline_max:
+        assert parts == [] and "object" not in manifest
+        body = base64.b64decode(manifest["inline"])
+    else:
+        (part,) = parts
+        assert manifest["object"] == result.root.key + part
+        body = s3.get_object(Bucket=TEST_BUCKET, Key=result.root.key + part)["Body"].read()
     assert pq.read_table(pa.BufferReader(body)).equals(result.table)
     # Each commit names its attempt's object, with the size the store reports, or holds
     # that many bytes itself.
@@ -174,6 +182,32 @@ def test_resume_after_killed_process_runs_only_uncommitted_tasks(s3_table, root,
     again = Events()
     done = resume(query_uri, on_task=again)
     assert done.resumed and done.table.equals(result.table) and again.events == []
+
+
+@pytest.mark.parametrize("inline_max", [0, 256 << 10], ids=["objects", "inline"])
+def test_a_corrupt_committed_result_is_computed_again(s3_table, root, s3, inline_max):
+    """A result whose bytes fail their checksum (its object's, or its manifest's inline
+    ones) is not delivered: resume drops it and builds the result again from the committed
+    outputs of the last stage (no task runs), and commits it anew."""
+    t = s3_table("t", sample())
+    first = run_checkpointed(aggregate_plan(t), root, scan_partitions=4,
+                             options=CheckpointOptions(inline_max=inline_max))
+    manifest = json.loads(objects_body(s3, first.root, "result/result.json"))
+    if inline_max:
+        body = base64.b64decode(manifest["inline"])
+        manifest["inline"] = base64.b64encode(body[:-9] + b"x" + body[-8:]).decode()
+        s3.put_object(Bucket=TEST_BUCKET, Key=first.root.key + "result/result.json",
+                      Body=json.dumps(manifest).encode())
+    else:
+        body = s3.get_object(Bucket=TEST_BUCKET, Key=manifest["object"])["Body"].read()
+        s3.put_object(Bucket=TEST_BUCKET, Key=manifest["object"],
+                      Body=body[:-9] + b"x" + body[-8:])
+    events = Events()
+    again = resume(first.root.uri, on_task=events)
+    assert not again.resumed and again.table.equals(first.table)
+    assert events.tasks("run") == Counter() and len(events.tasks("skip")) == 8
+    third = resume(first.root.uri)
+    assert third.resumed and third.table.equals(first.table)
 
 
 def _stop_before_stage(stage: int):
