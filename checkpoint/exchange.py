@@ -482,8 +482,10 @@ class _ObjectSource(ExchangeSource):
             kept = [r.batches[partition] if isinstance(r, _Pending) else
                     None if copies is None else copies.get(*self.exchange._copy_key(r), partition)
                     for r in records]
-            fetched = iter(run(self._fetch_all(
-                [r for r, k in zip(records, kept, strict=True) if k is None], partition)))
+            missing = [r for r, k in zip(records, kept, strict=True) if k is None]
+            # Nothing to fetch (all in local copies): no trip through the IO loop, which may
+            # be busy with this run's uploads and commits.
+            fetched = iter(run(self._fetch_all(missing, partition)) if missing else ())
             for record, batches in zip(records, kept, strict=True):
                 if batches is None:
                     yield from self._decode(record, partition, next(fetched))
