@@ -95,6 +95,29 @@ def _checkpoint_requests(plan: Any, root_uri: str, options: Any) -> dict[str, in
         return dict(sorted(proxy.stats().requests_by_method.items()))
 
 
+def _start_endpoint(stack: ExitStack, kind: str, results: dict) -> int | None:
+    """Start the local S3 endpoint ``kind`` for the run (stopped by ``stack``) and point the
+    AWS environment at it; its server's pid (None if it runs elsewhere)."""
+    if kind == "s3server":
+        from tools.bench.infra import S3ServerProcess
+
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wj-ckbench-")))
+        (root / BUCKET).mkdir()
+        proc = S3ServerProcess(str(root)).start()
+        stack.callback(proc.stop)
+        os.environ.update({"AWS_ENDPOINT_URL": proc.url, "AWS_ACCESS_KEY_ID": "bench",
+                           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1",
+                           "AWS_DEFAULT_REGION": "us-east-1"})
+        results["endpoint"] = "tools/s3server.py"
+        return proc.proc.pid
+    from wjio import rig
+
+    r = stack.enter_context(rig.start(buckets=(BUCKET,)))
+    os.environ.update(r.env())
+    results["endpoint"] = r.kind
+    return r.pid if os.path.exists(f"/proc/{r.pid}/stat") else None
+
+
 def _kill_and_resume(query, kill_at: float) -> dict:
     """Run ``wj resume`` on the fresh ``query``, SIGKILL it once ``kill_at`` of its tasks
     committed, and time a second ``wj resume``. Progress is polled from the commit records'
@@ -161,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
     from executor.stages import run_parallel
     from spark_conf import tpch
     from tools.tpch import query_text
-    from wjio import rig
 
     queries = [int(q) for q in args.queries.split(",")]
     checkout = Path(__file__).resolve().parents[2]
@@ -176,25 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                      "queries": {}}
     server = None
     with ExitStack() as stack:
-        if os.environ.get("AWS_ENDPOINT_URL"):
-            pass
-        elif args.server == "s3server":
-            from tools.bench.infra import S3ServerProcess
-
-            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wj-ckbench-")))
-            (root / BUCKET).mkdir()
-            proc = S3ServerProcess(str(root)).start()
-            stack.callback(proc.stop)
-            os.environ.update({"AWS_ENDPOINT_URL": proc.url, "AWS_ACCESS_KEY_ID": "bench",
-                               "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1",
-                               "AWS_DEFAULT_REGION": "us-east-1"})
-            results["endpoint"] = "tools/s3server.py"
-            server = proc.proc.pid
-        else:
-            r = stack.enter_context(rig.start(buckets=(BUCKET,)))
-            os.environ.update(r.env())
-            results["endpoint"] = r.kind
-            server = r.pid if os.path.exists(f"/proc/{r.pid}/stat") else None
+        if not os.environ.get("AWS_ENDPOINT_URL"):
+            server = _start_endpoint(stack, args.server, results)
         data = args.data_dir or Path(".wj/tpch") / f"sf{args.scale:g}-p{args.parts}"
         tpch.generate(data, args.scale, parts=args.parts, log=print)
         tpch.upload(data, os.environ["AWS_ENDPOINT_URL"], BUCKET, "tpch", log=lambda m: None)
