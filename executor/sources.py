@@ -125,7 +125,7 @@ class LocalParquetSource(TableSource):
             ids = [rg.id for fragment in run for rg in fragment.row_groups]
             if polars is not None and self.polars_filter and columns and \
                     file.polars.issuperset(polars.columns | set(columns)):
-                table = _polars_filtered(path, file, ids, columns, polars.expr)
+                table = _polars_rows(path, file, ids, columns, polars.expr)
                 if table is not None:
                     yield from _conform(table, dataset.schema, frozenset()).to_batches()
                     continue
@@ -206,34 +206,22 @@ def _polars_exact(t: pa.DataType) -> bool:
     return exact_type(t) and not pa.types.is_timestamp(t)
 
 
-def _polars_rows(path: str, columns: list[str], start: int, length: int) -> pa.Table | None:
-    """Rows ``start`` to ``start + length`` of ``columns`` of a local Parquet file, decoded by
-    polars (about twice as fast as pyarrow's decoder on TPC-H's columns), strings as
-    ``string_view`` (no copy out of polars). None if polars cannot decode them (e.g. invalid
-    UTF-8, which pyarrow's reader passes through): pyarrow then reads them."""
-    import polars as pl
-
-    frame = pl.scan_parquet(path, use_statistics=False, hive_partitioning=False, glob=False,
-                            cache=False)
-    try:
-        rows = frame.select(columns).slice(start, length).collect()
-    except pl.exceptions.PolarsError:
-        return None
-    return rows.to_arrow(compat_level=pl.CompatLevel.newest())
-
-
-def _polars_filtered(path: str, file: _LocalFile, row_groups: list[int], columns: list[str],
-                     predicate: pl.Expr) -> pa.Table | None:
-    """``columns`` of the rows of the consecutive ``row_groups`` of the file at ``path`` where
-    ``predicate`` holds, decoded and filtered by polars (which materializes the other columns
-    of the surviving rows only); None if polars cannot decode them (then pyarrow reads)."""
+def _polars_rows(path: str, file: _LocalFile, row_groups: list[int], columns: list[str],
+                 predicate: pl.Expr | None = None) -> pa.Table | None:
+    """``columns`` of the consecutive ``row_groups`` of the local Parquet file at ``path``,
+    decoded by polars (about twice as fast as pyarrow's decoder on TPC-H's columns), strings
+    as ``string_view`` (no copy out of polars); with ``predicate``, of the rows where it holds
+    (polars materializes the other columns of those rows only). None if polars cannot decode
+    them (e.g. invalid UTF-8, which pyarrow's reader passes through): pyarrow then reads."""
     import polars as pl
 
     start, end = file.starts[row_groups[0]], file.starts[row_groups[-1] + 1]
     frame = pl.scan_parquet(path, use_statistics=False, hive_partitioning=False, glob=False,
-                            cache=False)
+                            cache=False).slice(start, end - start)
+    if predicate is not None:
+        frame = frame.filter(predicate)
     try:
-        rows = frame.slice(start, end - start).filter(predicate).select(columns).collect()
+        rows = frame.select(columns).collect()
     except pl.exceptions.PolarsError:
         return None
     return rows.to_arrow(compat_level=pl.CompatLevel.newest())
@@ -244,8 +232,7 @@ def _decode(path: str, file: _LocalFile, row_groups: list[int], columns: list[st
     """``columns`` of the consecutive ``row_groups`` of the file at ``path``: by polars when it
     decodes them all exactly and none is wanted as a dictionary, else by pyarrow."""
     if not as_dictionary and file.polars.issuperset(columns):
-        start, end = file.starts[row_groups[0]], file.starts[row_groups[-1] + 1]
-        table = _polars_rows(path, columns, start, end - start)
+        table = _polars_rows(path, file, row_groups, columns)
         if table is not None:
             return table
     with pq.ParquetFile(path, metadata=file.metadata,

@@ -78,6 +78,20 @@ WHERE = [
 ]
 
 
+def _spy_filtered_reads(monkeypatch) -> list[list[int]]:
+    """The row groups of each read polars decodes with a predicate, as they happen."""
+    calls: list[list[int]] = []
+    real = sources._polars_rows
+
+    def spy(path, file, row_groups, columns, predicate=None):
+        if predicate is not None:
+            calls.append(row_groups)
+        return real(path, file, row_groups, columns, predicate)
+
+    monkeypatch.setattr(sources, "_polars_rows", spy)
+    return calls
+
+
 def _run(sessions, sql, ctx):
     native, reference, catalog = sessions
     result = execute(native, sql, ctx=ctx, catalog=catalog)
@@ -91,10 +105,7 @@ def _run(sessions, sql, ctx):
 
 @pytest.mark.parametrize("where", WHERE)
 def test_scan_filtered_by_polars_equals_spark(sessions, where, monkeypatch):
-    calls = []
-    real = sources._polars_filtered
-    monkeypatch.setattr(sources, "_polars_filtered",
-                        lambda *a: calls.append(a[2]) or real(*a))
+    calls = _spy_filtered_reads(monkeypatch)
     result = _run(sessions, f"select n, i, d, dt, s, b from t where {where}",
                   ExecContext(parallelism=2))
     (scan,) = [n for n in result.plan.walk() if isinstance(n, rel.Scan)]
@@ -109,10 +120,7 @@ def test_count_without_columns_is_not_dropped(sessions):
 
 
 def test_row_groups_are_pruned_before_polars_reads(sessions, monkeypatch):
-    read_groups = []
-    real = sources._polars_filtered
-    monkeypatch.setattr(sources, "_polars_filtered",
-                        lambda *a: read_groups.extend(a[2]) or real(*a))
+    calls = _spy_filtered_reads(monkeypatch)
     _run(sessions, "select n, s from t where n >= 3600 and s like 'a%'",
          ExecContext(parallelism=2))
-    assert read_groups == [ROWS // GROUP - 1]  # the last row group only
+    assert [g for groups in calls for g in groups] == [ROWS // GROUP - 1]  # the last one
