@@ -259,10 +259,11 @@ class ParquetScan:
             files = await self._prune_partitions(store, files, known, partitions, expr)
         footers = await self._read_footers(store, files, known)
         schema = common_schema(footers, partitions, self.where)
-        filter_columns: set[str] = set()
+        parts: tuple[Conjunct, ...] = ()
         if expr is not None:
             predicate.validate(expr, schema, self.where)
-            filter_columns = predicate.referenced_columns(expr, schema)
+            parts = conjuncts(self.conjuncts, schema)
+        filter_columns = set().union(*(c.columns for c in parts))
         parquet_schema = footers[0].metadata.schema if footers else None
         projection = plan_projection(
             schema, partitions.names, parquet_schema, self.columns, filter_columns, self.where
@@ -270,17 +271,16 @@ class ParquetScan:
         columns = decode_columns(parquet_schema, projection.read_columns) if footers else ()
         row_filter = None
         if expr is not None:
-            row_filter = RowFilter(conjuncts(self.conjuncts, schema) if self.dictionary
+            row_filter = RowFilter(parts if self.dictionary
                                    else (Conjunct(expr, frozenset(filter_columns)),))
         alone = row_filter.filtered_alone if row_filter is not None else frozenset()
         checked = row_filter.null_checked if row_filter is not None else frozenset()
         whole = [n for n in projection.read_columns if "." not in n and n in alone]
         # Row groups are pruned by the conjuncts on columns whose statistics are safe, and
         # proven (not filtered) only when those are all of the filter.
-        safe = [e for e in self.conjuncts if predicate.statistics_safe(
-            predicate.referenced_columns(e, schema), schema)] if expr is not None else []
+        safe = [c.expression for c in parts if predicate.statistics_safe(c.columns, schema)]
         prune = functools.reduce(operator.and_, safe) if safe else None
-        prove = expr is not None and len(safe) == len(self.conjuncts)
+        prove = expr is not None and len(safe) == len(parts)
         tasks: list[RowGroupTask] = []
         for file, footer in zip(files, footers, strict=True):
             chosen = dictionary_columns(footer.metadata, whole) if self.dictionary else ()
