@@ -9,9 +9,9 @@
 * Manifests (plan, commit records, result manifest) are JSON; one larger than
   :data:`MANIFEST_COMPRESS_OVER` is stored as a zstd frame (the ``zstandard`` package), told
   apart from JSON by the frame's magic bytes, so keys do not change with the size.
-* A small task output is carried inside its commit record instead of a data object
-  (:func:`inline_text`, :func:`inline_slice`): base64 of the same concatenated partition
-  streams, so the record's offsets and checksums mean what they mean for an object.
+* A small task output (or result) is carried inside its commit record (or manifest) instead
+  of a data object (:func:`inline_text`, :func:`inline_slice`, :func:`inline_data`): base64 of
+  the same bytes, so the record's offsets and checksums mean what they mean for an object.
 * Checksums are SHA-256 (hex): in the standard library and ~0.9-1.5 GB/s here with the CPU's
   SHA extensions (BLAKE2b about half that; crc32c has no installed implementation and zlib's
   crc32 is too weak to stand for "this is the committed output"), so hashing costs a
@@ -138,6 +138,12 @@ def decode_partition(data: bytes) -> list[pa.RecordBatch]:
 def inline_text(data: bytes) -> str:
     """``data`` (a task's encoded output) as the base64 text its commit record carries."""
     return base64.b64encode(data).decode("ascii")
+
+
+def inline_data(text: str) -> bytes:
+    """The bytes the base64 ``text`` of a record holds; ``binascii.Error`` if it is not
+    base64."""
+    return base64.b64decode(text, validate=True)
 
 
 def inline_size(text: str) -> int | None:

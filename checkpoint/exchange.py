@@ -354,7 +354,7 @@ class _ObjectSink(ExchangeSink):
             segments.append(data)
             offset += len(data)
 
-        self.inline = 0 < ex.options.inline_max and offset <= ex.options.inline_max
+        self.inline = ex.options.inlines(offset)
         # Encoded here, on the task's thread, not on the IO loop that commits it.
         text = inline_text(b"".join(segments)) if self.inline else None
 

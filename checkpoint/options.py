@@ -64,6 +64,11 @@ class CheckpointOptions:
     read_tasks_at_once: int = 32
     """Producers whose partition is fetched at once; bounds a consumer's read buffers."""
 
+    def inlines(self, size: int) -> bool:
+        """Whether an output (or result) of ``size`` encoded bytes is carried in its record
+        (see :attr:`inline_max`)."""
+        return 0 < self.inline_max and size <= self.inline_max
+
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
             raise ValueError(f"CheckpointOptions.codec must be one of {', '.join(CODECS)}, "

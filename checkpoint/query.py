@@ -24,7 +24,6 @@ come from whoever runs or resumes the query.
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import dataclasses
 import io
@@ -37,7 +36,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from checkpoint.codec import checksum, inline_text
+from checkpoint.codec import checksum, inline_data, inline_text
 from checkpoint.committer import Committer
 from checkpoint.copies import LocalCopies
 from checkpoint.errors import (
@@ -433,7 +432,7 @@ def _write_result(query: Query, table: pa.Table, store: StoreOptions,
     pq.write_table(table, buf)
     body = buf.getvalue()
     path = query.root.result(new_attempt(0))
-    inline = 0 < options.inline_max and len(body) <= options.inline_max
+    inline = options.inlines(len(body))
 
     async def write() -> None:
         manifest = {"format": QUERY_FORMAT, "fingerprint": query.fingerprint,
@@ -459,7 +458,7 @@ def _read_result(query: Query, store: StoreOptions, manifest: dict | None) -> pa
     try:
         if "inline" in manifest:
             text = manifest["inline"]
-            data = base64.b64decode(text, validate=True) if isinstance(text, str) else b""
+            data = inline_data(text) if isinstance(text, str) else b""
         else:
             path = S3Path(query.root.bucket, manifest["object"])
             if not path.key.startswith(query.root.path("result/").key):
