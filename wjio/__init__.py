@@ -15,10 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from wjio import errors
+from wjio.allocator import keep_polars_pages
 from wjio.errors import WjioError
 from wjio.options import ScanOptions, StoreOptions
 from wjio.scan import ParquetScan
 from wjio.stats import ScanStats
+
+keep_polars_pages()  # before polars is imported (none of the above imports it): wjio.allocator
 
 __all__ = [
     "ParquetScan",

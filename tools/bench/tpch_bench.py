@@ -40,6 +40,7 @@ import time
 import traceback
 from pathlib import Path
 
+import wjio  # noqa: F401  (first, as in `wj sql`: its process settings precede polars' import)
 from spark_conf.config import SparkConfig
 
 ENGINES = ("native", "spark", "polars")
