@@ -36,6 +36,7 @@ import sys
 import time
 import traceback
 
+import wjio  # noqa: F401  (first, as in the product: its process settings precede polars')
 from tools import datagen
 from tools.bench import infra, readers, report
 
