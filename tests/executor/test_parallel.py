@@ -192,3 +192,23 @@ def test_errors_cross_processes_unchanged():
     for err in (DivideByZeroError("1 / 0"), UnsupportedError("Window", "frame")):
         back = pickle.loads(pickle.dumps(err))
         assert type(back) is type(err) and str(back) == str(err)
+
+
+def test_queries_share_the_task_threads_and_a_nested_query_gets_its_own(plans):
+    """Thread tasks run on one pool per parallelism for the process; a query started from a
+    task (whose pool's threads may all be busy with it) runs on a pool of its own."""
+    from executor.context import ExecContext
+    from executor.stages import task_pool
+
+    _, single, parallel = plans
+    ctx = ExecContext(parallelism=1)
+    pool = task_pool(1)
+    assert task_pool(1) is pool and task_pool(2) is not pool
+    want = run(single)
+    assert run_parallel(parallel, ctx).equals(want)
+    # The one shared thread runs a query that runs another: on the shared pool the inner
+    # query's tasks would wait behind the outer task forever.
+    nested = pool.submit(lambda: (task_pool(1), run_parallel(parallel, ctx)))
+    inner_pool, table = nested.result(timeout=60)
+    assert inner_pool is None and table.equals(want)
+    assert run_parallel(parallel, ctx).equals(want)  # the shared pool is still usable
