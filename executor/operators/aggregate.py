@@ -162,6 +162,41 @@ def _float_extreme(value: pa.Array, any_nan: pa.Array, is_max: bool) -> pa.Array
     return pc.if_else(pc.and_(any_nan, pc.is_null(value)), nan, value)
 
 
+def _same_arrays(arrays: list, same: list[int] | None) -> list[int]:
+    """For each of ``arrays``, the first of them that is the very same array (``sum(x)`` and
+    ``avg(x)`` read one ``x``), kept only where ``same`` (the earlier batches') agrees."""
+    first: dict[int, int] = {}
+    now = [first.setdefault(id(a), i) for i, a in enumerate(arrays)]
+    return now if same is None else [a if a == b else i
+                                     for i, (a, b) in enumerate(zip(same, now, strict=True))]
+
+
+def _distinct_aggregates(aggs: list, source: dict[str, str], table: pa.Table,
+                         ) -> tuple[list, dict[str, str]]:
+    """``aggs`` (Acero's (target, function, options, output)) with each computed once: a
+    target that is the same column as another reads that one (``source``), a count of valid
+    values of a column without nulls is a count of rows, and equal aggregates are one. Also
+    the output each dropped one reads instead (Q1: 11 aggregates become 6)."""
+    out, alias, seen = [], {}, {}
+    for target, f, opts, name in aggs:
+        if isinstance(target, str):
+            target = source.get(target, target)
+            if f.endswith("count") and table.column(target).null_count == 0 and (
+                    opts is None or opts == _ONLY_VALID):
+                target, f, opts = [], f + "_all", None
+        key = (tuple(target) if isinstance(target, list) else target, f,
+               None if opts is None else opts.serialize().to_pybytes())
+        if key in seen:
+            alias[name] = seen[key]
+            continue
+        seen[key] = name
+        out.append((target, f, opts, name))
+    return out, alias
+
+
+_ONLY_VALID = pc.CountOptions("only_valid")
+
+
 class AggregateExec(Operator):
     def __init__(self, node: rel.Aggregate, child: Operator) -> None:
         self.children = (child,)
@@ -274,17 +309,23 @@ class AggregateExec(Operator):
         preps += [p for s in self.specs for p in s.preps]
         if not preps:  # count(*) alone: keep the row count in a placeholder column
             preps = [("_rows", lambda i: pa.nulls(i.batch.num_rows, pa.int8()))]
-        prepared = []
+        prepared, same = [], None
         for batch in self.children[0].execute(partition, ctx):
             inputs = _Inputs(batch, self.evaluator)
             arrays = [fn(inputs) for _, fn in preps]
+            same = _same_arrays(arrays, same)
             prepared.append(pa.RecordBatch.from_arrays(arrays, names=[n for n, _ in preps]))
         if prepared:
             table = pa.Table.from_batches(prepared)
         else:
             table = self._empty_input(preps, ctx)
         prefix = "hash_" if keys else ""
-        aggs = [(col, prefix + f, opts, out) for s in self.specs for col, f, opts, out in s.aggs]
+        names = [n for n, _ in preps]
+        aggs, alias = _distinct_aggregates(
+            [(col, prefix + f, opts, out) for s in self.specs for col, f, opts, out in s.aggs],
+            {n: names[j] for n, j in zip(names, same or range(len(names)), strict=True)
+             if names[j] not in key_names},
+            table)
         for name, f, _, _ in aggs:
             i = table.schema.get_field_index(name) if isinstance(name, str) else -1
             if f.endswith("sum") and i >= 0 and pa.types.is_decimal128(table.schema[i].type):
@@ -301,7 +342,7 @@ class AggregateExec(Operator):
         result = result.combine_chunks()
 
         def col(n: str) -> pa.Array:
-            return result.column(n).combine_chunks()
+            return result.column(alias.get(n, n)).combine_chunks()
 
         arrays = [col(n) for n in key_names]
         for s in self.specs:

@@ -125,6 +125,14 @@ DECIMAL_QUERIES = {
                "avg(a * (1 - c)) as am, sum(b) as sb, avg(t * 100) as at, count(*) as n "
                "from pp_d group by g",
     "global_avg": "select avg(a / 3) as ad, avg(-b) as ab, sum(a + c) as sc from pp_d",
+    # aggregates read one column several times (computed once), counts of columns with and
+    # without nulls (a count of rows where it has none), a key also summed
+    "shared_aggregates": "select g, sum(a) as sa, avg(a) as aa, count(a) as ca, sum(b) as sb, "
+                         "avg(b) as ab, count(id) as ci, count(*) as n, sum(i) as si, "
+                         "avg(i) as ai, count(i) as ni, sum(g) as sg, count(g) as cg, "
+                         "min(a) as mi, max(a) as ma from pp_d group by g",
+    "shared_global": "select sum(b) as sb, avg(b) as ab, count(b) as cb, count(id) as ci, "
+                     "count(*) as n from pp_d where g > 2",
 }
 
 
@@ -132,6 +140,23 @@ DECIMAL_QUERIES = {
 def test_decimal_results_equal_spark(spark, name):
     got = _same_as_spark(spark, DECIMAL_QUERIES[name])
     assert got.num_rows > 0
+
+
+def test_aggregates_reading_one_input_are_computed_once():
+    """Q1's shape: sum(x) and avg(x) share x's sum; counts of columns without nulls are the
+    row count; what is left runs once (and the dropped outputs read the kept ones)."""
+    from executor.operators.aggregate import _distinct_aggregates
+
+    valid = pa.compute.CountOptions("only_valid")
+    table = pa.table({"a0": [1, 2], "a1": [1, None], "a2": [1, 2], "a3": [5, 6]})
+    aggs = [("a0", "hash_sum", None, "s0"), ("a2", "hash_sum", None, "s2"),
+            ("a2", "hash_count", valid, "c2"), ("a1", "hash_count", valid, "c1"),
+            ("a3", "hash_count", None, "c3"), ([], "hash_count_all", None, "n"),
+            ("a3", "hash_sum", None, "s3")]
+    kept, alias = _distinct_aggregates(aggs, {"a2": "a0"}, table)
+    assert kept == [("a0", "hash_sum", None, "s0"), ([], "hash_count_all", None, "c2"),
+                    ("a1", "hash_count", valid, "c1"), ("a3", "hash_sum", None, "s3")]
+    assert alias == {"s2": "s0", "c3": "c2", "n": "c2"}
 
 
 def test_avg_rounds_ties_half_up_like_spark(spark, data):
