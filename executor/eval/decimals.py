@@ -245,7 +245,7 @@ def _finish(u: np.ndarray, valid: np.ndarray | None, out: pa.Decimal128Type, ans
     n = len(u)
     words = np.empty(2 * n, np.int64)  # 3-4x faster to fill than an (n, 2) array's columns
     words[0::2] = u
-    words[1::2] = u >> 63
+    np.right_shift(u, 63, out=words[1::2])  # the sign, without a temporary array
     if valid is None or valid.all():
         result = pa.Array.from_buffers(out, n, [None, pa.py_buffer(words)], null_count=0)
         _remember(result, _Ints(u, None, bound))
