@@ -216,8 +216,11 @@ def _polars_rows(path: str, file: _LocalFile, row_groups: list[int], columns: li
     import polars as pl
 
     start, end = file.starts[row_groups[0]], file.starts[row_groups[-1] + 1]
+    # On the calling thread: the query's tasks already keep the cores busy, and polars' own
+    # threads competing with them cost more than they gave (TPC-H SF1 q1,5,9,13,14,21:
+    # CPU 3.79 -> 3.37 s, wall 4.76 -> 4.45 s).
     frame = pl.scan_parquet(path, use_statistics=False, hive_partitioning=False, glob=False,
-                            cache=False).slice(start, end - start)
+                            cache=False, parallel="none").slice(start, end - start)
     if predicate is not None:
         frame = frame.filter(predicate)
     try:
