@@ -158,13 +158,20 @@ def _guard(command: str, body) -> int:
 
 
 class _Progress:
-    """Tasks done of the total, on one redrawn stderr line (only when stderr is a terminal)."""
+    """Tasks done of the total, on one redrawn stderr line (only when stderr is a terminal);
+    sized by :meth:`start` once the query's plan is read."""
 
-    def __init__(self, totals: list[int]) -> None:
-        self.totals = totals
-        self.done = [0] * len(totals)
+    def __init__(self) -> None:
+        self.totals: list[int] = []
+        self.done: list[int] = []
         self.ran = self.skipped = 0
         self.live = sys.stderr.isatty()
+
+    def start(self, query) -> None:
+        from checkpoint.status import stage_totals
+
+        self.totals = stage_totals(query)
+        self.done = [0] * len(self.totals)
 
     def __call__(self, event) -> None:
         if event.stage >= len(self.totals):
@@ -192,30 +199,34 @@ class _Progress:
 
 def _resume(args: argparse.Namespace) -> int:
     def body() -> int:
-        from checkpoint.query import load_query, resume
+        from checkpoint.query import resume
         from checkpoint.runner import write_parquet
-        from checkpoint.status import stage_totals
-        from executor.context import ExecContext
 
         if args.parallelism < 1:
             raise ValueError("--parallelism must be >= 1")
         store = _store(args)
-        query = load_query(args.query_root, store=store)
-        progress = _Progress(stage_totals(query))
-        _note("resume", f"{query.root}: resuming")
+        # resume() reads the plan, the result's manifest and the commit records with its
+        # independent round trips at once; the query is announced once its plan is in.
+        progress = _Progress()
+        loaded = []
+
+        def on_loaded(query) -> None:
+            loaded.append(query)
+            progress.start(query)
+            _note("resume", f"{query.root}: resuming")
+
         t0 = time.perf_counter()
-        ctx = ExecContext(parallelism=args.parallelism,
-                          batch_size=query.options.get("batch_size", 64 * 1024))
         try:
-            result = resume(query, ctx, restart=args.restart, store=store,
-                            runner=args.runner, on_task=progress)
+            result = resume(args.query_root, restart=args.restart, store=store,
+                            runner=args.runner, parallelism=args.parallelism,
+                            on_loaded=on_loaded, on_task=progress)
         finally:
             progress.close()
         how = "read the committed result" if result.resumed else \
             f"ran {progress.ran} task(s), {progress.skipped} already committed"
         _note("resume", f"{result.table.num_rows} rows in {time.perf_counter() - t0:.2f} s; "
                         f"{how}")
-        target = args.output or (None if args.format else query.options.get("output"))
+        target = args.output or (None if args.format else loaded[0].options.get("output"))
         if target:
             write_parquet(result.table, target, store=store)
             _note("resume", f"wrote {result.table.num_rows} rows to {target}")

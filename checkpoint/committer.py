@@ -16,8 +16,8 @@ holds:
   the query (by the next ``finish``, the next ``source()``, or :meth:`Committer.drain`,
   which the query awaits before it writes its result). A resume runs what was not
   committed.
-* **Bounded memory.** ``finish`` waits while more than ``in_flight`` bytes of encoded output
-  are waiting for or in upload.
+* **Bounded memory.** ``finish`` waits while more than ``in_flight`` bytes of output are
+  waiting for or in encoding and upload (as each job declares them).
 
 Measured on TPC-H SF1 through moto (2 cores): the task threads had waited 0.8-1.7 s per
 q05 run in ``finish`` for the upload and the commit; on S3 or MinIO the upload is a larger

@@ -27,6 +27,7 @@ from checkpoint.codec import COALESCE_BYTES, PartitionWriter
 MIN_COALESCE = 64 * 1024
 """The least a partition's writer coalesces to, however many partitions share the bound."""
 _pool: ThreadPoolExecutor | None = None
+_finish_pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
@@ -38,6 +39,19 @@ def encode_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="wj-encode")
         return _pool
+
+
+def finish_pool() -> ThreadPoolExecutor:
+    """Threads that finish encodings handed off by their tasks (wait for the encode pool,
+    then compress each partition's last batch): never the encode pool itself, where a
+    finish waiting for a drain queued behind it would deadlock, nor the IO loop's default
+    executor, which the loop's own work (e.g. planning a scan) needs while these wait."""
+    global _finish_pool
+    with _pool_lock:
+        if _finish_pool is None:
+            _finish_pool = ThreadPoolExecutor(os.cpu_count() or 2,
+                                              thread_name_prefix="wj-finish")
+        return _finish_pool
 
 
 class Encoder:

@@ -25,10 +25,11 @@ it has read, without their inline outputs; not the local copies), so worker proc
 directly: a worker GETs an inline record again when it reads from it.
 
 With a :class:`~checkpoint.committer.Committer` (the thread runner's exchanges), ``finish``
-hands the upload and the commit to it and returns: until the commit lands, a consumer in
-this process reads the attempt's batches from memory (the committer creates the consumer's
-own commit only after it, and fails the query if it fails); an attempt whose batches were
-not kept is waited for and read from the store.
+hands the rest of the encoding, the upload and the commit to it and returns: until the
+commit lands, a consumer in this process reads the attempt's batches from memory (the
+committer creates the consumer's own commit only after it, and fails the query if it
+fails); an attempt whose batches were not kept is encoded by ``finish``, waited for and read
+from the store.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from checkpoint.codec import (
 )
 from checkpoint.committer import Committer
 from checkpoint.copies import LocalCopies
-from checkpoint.encoder import Encoder
+from checkpoint.encoder import Encoder, finish_pool
 from checkpoint.errors import CheckpointError, CorruptManifestError
 from checkpoint.layout import QueryRoot, check_attempt, classify, new_attempt
 from checkpoint.objects import bounded, create_manifest, delete, listing, read_manifest, upload
@@ -286,12 +287,14 @@ async def commit_keys(store: StoreOptions, root: QueryRoot) -> list[tuple[int, i
             if (k := classify(i.path.key[len(root.key):])).kind == "commit" and not k.sub]
 
 
-async def read_commit_records(store: StoreOptions, root: QueryRoot
+async def read_commit_records(store: StoreOptions, root: QueryRoot,
+                              keys: list[tuple[int, int, S3Path]] | None = None
                               ) -> dict[int, dict[int, dict | str]]:
     """Every commit record of the query at ``root`` (not of its subqueries), by stage and
-    task: one listing of ``commits/``, then the records read in parallel. A record that does
-    not decode is the reason, as a string (its stage's reader treats the task as lost)."""
-    keys = await commit_keys(store, root)
+    task: one listing of ``commits/`` (unless its :func:`commit_keys` are given), then the
+    records read in parallel. A record that does not decode is the reason, as a string (its
+    stage's reader treats the task as lost)."""
+    keys = await commit_keys(store, root) if keys is None else keys
 
     async def one(path: S3Path) -> dict | str | None:
         try:
@@ -341,44 +344,16 @@ class _ObjectSink(ExchangeSink):
             raise ExchangeError(f"{self.path}: finish after {self.state}")
         self.state = "finishing"
         ex = self.exchange
+        if ex._committer is not None:
+            return self._hand_over()
         try:
-            writers = self.encoder.close()
+            output = self._encode()
         except BaseException:
             self.state = "failed"
             raise
-        segments, index, offset = [], [], 0
-        for p in range(ex.num_partitions):
-            w = writers.pop(p, None)
-            data = w.close() if w is not None else b""
-            index.append([offset, len(data), w.rows if w is not None else 0, checksum(data)])
-            segments.append(data)
-            offset += len(data)
-
-        self.inline = ex.options.inlines(offset)
-        # Encoded here, on the task's thread, not on the IO loop that commits it.
-        text = inline_text(b"".join(segments)) if self.inline else None
-
-        def record_of(info: ObjectInfo | None) -> dict:
-            common = {"stage": ex.stage, "task": self.task, "attempt": self.attempt,
-                      "size": offset, "partitions": index,
-                      "rows": sum(e[2] for e in index), "committed_at": time.time()}
-            if text is not None:
-                return {**common, "format": INLINE_FORMAT, "inline": text}
-            assert info is not None
-            return {**common, "format": COMMIT_FORMAT, "object": self.path.key,
-                    "etag": info.etag}
-
-        async def put() -> ObjectInfo | None:
-            if self.inline:
-                return None  # the commit record carries the output
-            return await upload(ex.store, self.path, segments, ex.options.part_size,
-                                ex.options.multipart_over)
-
-        if ex._committer is not None:
-            return self._hand_over(offset, put, record_of)
 
         async def upload_and_commit() -> tuple[dict, bool]:
-            record = record_of(await put())
+            record = self._record(output, await self._put(output))
             return record, await ex._commit(self.task, record)
 
         try:
@@ -400,17 +375,75 @@ class _ObjectSink(ExchangeSink):
         self.state = "finished"
         return True
 
-    def _hand_over(self, size: int, put, record_of) -> bool:
-        """Finish through the committer: upload ``size`` encoded bytes and commit them in the
-        background; True."""
+    def _encode(self) -> _Output:
+        """Wait for the encoder and lay the partitions' streams back to back: the bytes, the
+        index, and (when small enough to ride in the commit record) their base64 text."""
+        ex = self.exchange
+        writers = self.encoder.close()
+        segments, index, offset = [], [], 0
+        for p in range(ex.num_partitions):
+            w = writers.pop(p, None)
+            data = w.close() if w is not None else b""
+            index.append([offset, len(data), w.rows if w is not None else 0, checksum(data)])
+            segments.append(data)
+            offset += len(data)
+        self.inline = ex.options.inlines(offset)
+        return _Output(segments, index, offset,
+                       inline_text(b"".join(segments)) if self.inline else None)
+
+    def _record(self, output: _Output, info: ObjectInfo | None) -> dict:
+        """The commit record of ``output``, stored at ``info`` (None: carried inline)."""
+        ex = self.exchange
+        common = {"stage": ex.stage, "task": self.task, "attempt": self.attempt,
+                  "size": output.size, "partitions": output.index,
+                  "rows": sum(e[2] for e in output.index), "committed_at": time.time()}
+        if output.text is not None:
+            return {**common, "format": INLINE_FORMAT, "inline": output.text}
+        assert info is not None
+        return {**common, "format": COMMIT_FORMAT, "object": self.path.key,
+                "etag": info.etag}
+
+    async def _put(self, output: _Output) -> ObjectInfo | None:
+        """Write the data object of ``output`` (None when its commit record carries it)."""
+        if output.text is not None:
+            return None
+        ex = self.exchange
+        return await upload(ex.store, self.path, output.segments, ex.options.part_size,
+                            ex.options.multipart_over)
+
+    def _hand_over(self) -> bool:
+        """Finish through the committer: encode, upload and commit in the background; True.
+
+        When the batches are kept (this process's consumers read them from memory until the
+        commit lands), the task returns at once: the rest of its encoding (the batches
+        still queued, each partition's last coalesced batch, the checksums) runs on
+        :func:`~checkpoint.encoder.finish_pool`, off the stage's critical path (a stage
+        starts only after its producers' ``finish``). Otherwise the consumers wait for the
+        commit anyway, and the output is encoded here first."""
         ex = self.exchange
         kept = None if self.kept is None else \
             [self.kept.get(p, []) for p in range(ex.num_partitions)]
-        size += 0 if kept is None else self.kept_size   # held until committed, too
+        try:
+            # The committer bounds the bytes in flight by what it is told: the batches held
+            # until committed, plus the encoded output (its size once known; before, the
+            # Arrow size bounds it but for incompressible data).
+            output = self._encode() if kept is None else None
+        except BaseException:
+            self.state = "failed"
+            raise
+        size = output.size if output is not None else 2 * self.kept_size
         self.kept = None
+        wrote = False
 
-        async def commit(info: ObjectInfo | None) -> None:
-            record = record_of(info)
+        async def put() -> tuple[_Output, ObjectInfo | None]:
+            nonlocal wrote
+            done = output if output is not None else \
+                await asyncio.get_running_loop().run_in_executor(finish_pool(), self._encode)
+            wrote = done.text is None
+            return done, await self._put(done)
+
+        async def commit(uploaded: tuple[_Output, ObjectInfo | None]) -> None:
+            record = self._record(*uploaded)
             if not await ex._commit(self.task, record):
                 raise ExchangeError(
                     f"{self.path}: another run committed {ex.root} {ex.name} task "
@@ -424,13 +457,14 @@ class _ObjectSink(ExchangeSink):
 
         async def discard() -> None:
             ex._pending.pop(self.task, None)
-            if not self.inline:
+            if wrote:
                 await delete(ex.store, self.path)
 
         try:
             job = ex._committer.submit(size, put, commit, discard)
         except BaseException:
             self.state = "failed"
+            self.encoder.cancel()
             raise
         ex._pending[self.task] = _Pending(self.attempt, kept, job)
         if job.done() and job.exception() is None:  # committed already: nothing pending
@@ -452,6 +486,18 @@ class _ObjectSink(ExchangeSink):
             run(delete(self.exchange.store, self.path))
         except store_errors.WjioError:
             pass
+
+
+@dataclass(frozen=True)
+class _Output:
+    """An attempt's encoded output: the partitions' streams (back to back), the index (per
+    partition offset, length, rows, SHA-256), the total size, and the base64 text a commit
+    record carries (None: the output goes to a data object)."""
+
+    segments: list[bytes]
+    index: list[list]
+    size: int
+    text: str | None
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,22 @@
 """A checkpointed query: create its root, run it through the store, resume it anywhere.
 
 ``run_checkpointed(plan, "s3://bucket/prefix/")`` writes ``plan.json`` (the plan IR, its
-fingerprint, every input object with size and ETag, the run options) under a new query root,
-runs the plan with every stage's output in the store (:class:`ObjectStoreExchange`), and
-writes the result as Parquet under ``result/``. ``resume(query_uri)`` on any machine reloads
-the plan, refuses if an input changed (unless ``restart=True``: then every commit is dropped
-and the query runs from scratch against the new inputs), runs only the tasks without a
-commit, and returns the result. Two resumes of one query at once are safe: each task and the
-result commit exactly once (``If-None-Match``), and both return the same answer.
+fingerprint, every input object with size and ETag as the run's own scans listed them, the
+run options) under a new query root, runs the plan with every stage's output in the store
+(:class:`ObjectStoreExchange`), and writes the result as Parquet under ``result/``.
+``resume(query_uri)`` on any machine reloads the plan, refuses if an input changed (unless
+``restart=True``: then every commit is dropped and the query runs from scratch against the
+new inputs), runs only the tasks without a commit, and returns the result. Two resumes of
+one query at once are safe: each task and the result commit exactly once
+(``If-None-Match``), and both return the same answer. A resume makes its independent reads
+at once (:func:`_survey`): the plan, the result's manifest and the commit records' listing,
+then the inputs with the commit records or the result.
 
 A run that created its query, on threads, uploads and commits each finished task in the
 background while the next tasks compute (:mod:`checkpoint.committer`): its ``commit`` task
 events then mean "handed to the committer", and the result is written only after every
 commit landed. With a fresh query id its ``plan.json`` is the committer's first job (the
-inputs listed and the plan written while the first tasks compute), so every commit still
+inputs fixed and the plan written while the first tasks compute), so every commit still
 follows it. Resumes commit each task before it counts as done, so concurrent resumes stay
 safe (a resume that loses a task's race discards its attempt and reads the winner's).
 
@@ -25,11 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import concurrent.futures as cf
 import dataclasses
 import io
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,7 +50,7 @@ from checkpoint.errors import (
     InvalidQueryRootError,
     QueryNotFoundError,
 )
-from checkpoint.exchange import ObjectStoreExchange, read_commit_records
+from checkpoint.exchange import ObjectStoreExchange, commit_keys, read_commit_records
 from checkpoint.layout import QueryRoot, classify, new_attempt
 from checkpoint.objects import (
     bounded,
@@ -65,6 +69,7 @@ from executor.errors import ExecutorError
 from executor.exchange import Exchange
 from executor.ir import relations as rel
 from executor.ir import serde
+from executor.sources import TableSource, WjioSource
 from executor.stages import ExchangeFactory, StageRunner, TaskEvent, run_parallel
 from wjio import errors as store_errors
 from wjio.dataset import data_files
@@ -202,14 +207,49 @@ def _snapshot_local(path: str) -> list[dict[str, Any]]:
     return out
 
 
-async def _snapshot(plan: rel.Relation, store: StoreOptions) -> tuple[dict[str, Any], ...]:
-    uris = [u for table in input_tables(plan) for u in table.split(",") if u]
+async def _fixed_objects(sources: list[WjioSource]) -> list[dict[str, tuple[int, str | None]]]:
+    """``sources``' objects (:meth:`~executor.sources.WjioSource.objects`), fixed at once on
+    threads of their own: each waits for its listing on this IO loop, so they must not
+    take the loop's default executor, which that work may need (with as many tables as it
+    has threads, they would wait for each other forever)."""
+    if not sources:
+        return []
+    pool = cf.ThreadPoolExecutor(len(sources), thread_name_prefix="wj-snapshot")
+    try:
+        loop = asyncio.get_running_loop()
+        return list(await asyncio.gather(*(loop.run_in_executor(pool, s.objects)
+                                           for s in sources)))
+    finally:
+        pool.shutdown(wait=False)
+
+
+async def _snapshot(plan: rel.Relation, store: StoreOptions,
+                    sources: Mapping[str, TableSource] | None = None
+                    ) -> tuple[dict[str, Any], ...]:
+    """Every input object of ``plan`` now: ``{"uri", "size", "etag"}`` (local files:
+    ``mtime_ns``).
+
+    ``sources`` are the run's table sources by table URI (its ``ExecContext.sources``): a
+    table read through a :class:`~executor.sources.WjioSource` is recorded as that source
+    fixed its files (its listing, which its scans are pinned to), so the run lists it once,
+    not once for the snapshot and again for the scans, and ``plan.json`` names exactly the
+    objects the committed tasks read. Other tables are listed (all at once)."""
+    tables = input_tables(plan)
+    pinned = {t: s for t, s in (sources or {}).items()
+              if t in tables and isinstance(s, WjioSource)}
+    fixed = dict(zip(pinned, await _fixed_objects(list(pinned.values())), strict=True))
+    uris = [u for table in tables if table not in fixed for u in table.split(",") if u]
     remote = [u for u in uris if u.startswith(("s3://", "s3a://", "s3n://"))]
     listed = dict(zip(remote, await bounded(_snapshot_s3(u, store) for u in remote),
                       strict=True))  # all tables at once: one round trip, not one per table
     out: list[dict[str, Any]] = []
-    for uri in uris:
-        out += listed[uri] if uri in listed else _snapshot_local(uri)
+    for table in tables:
+        if table in fixed:
+            out += [{"uri": uri, "size": size, "etag": etag}
+                    for uri, (size, etag) in fixed[table].items()]
+            continue
+        for uri in (u for u in table.split(",") if u):
+            out += listed[uri] if uri in listed else _snapshot_local(uri)
     return tuple(out)
 
 
@@ -248,10 +288,12 @@ def _new_query(plan: rel.Relation, root_uri: str, query_id: str | None,
                  dict(options or {}), time.time())
 
 
-async def _write_plan(query: Query, store: StoreOptions) -> Query:
-    """Snapshot the inputs of the new ``query`` and create its ``plan.json``; the query as
-    written (:class:`InvalidQueryRootError` if its id exists)."""
-    query = dataclasses.replace(query, inputs=await _snapshot(query.plan, store))
+async def _write_plan(query: Query, store: StoreOptions,
+                      sources: Mapping[str, TableSource] | None = None) -> Query:
+    """Snapshot the inputs of the new ``query`` (through the run's ``sources``, see
+    :func:`_snapshot`) and create its ``plan.json``; the query as written
+    (:class:`InvalidQueryRootError` if its id exists)."""
+    query = dataclasses.replace(query, inputs=await _snapshot(query.plan, store, sources))
     if not await create_manifest(store, query.root.plan, query.manifest()):
         raise InvalidQueryRootError(f"{query.root}: a query with id {query.root.query_id!r} "
                                     f"already exists", uri=query.root.uri)
@@ -262,9 +304,18 @@ def load_query(query_uri: str, *, store: StoreOptions | None = None) -> Query:
     """The query at ``query_uri``, checked: its format, its plan and the plan's fingerprint."""
     store = store or StoreOptions()
     root = QueryRoot.parse(query_uri)
-    manifest = run(read_manifest(store, root.plan))
+
+    async def load() -> Query:
+        return await _read_query(root, store, await read_manifest(store, root.plan))
+
+    return run(load())
+
+
+async def _read_query(root: QueryRoot, store: StoreOptions, manifest: dict | None) -> Query:
+    """The query whose ``plan.json`` read as ``manifest``, checked; None read: a
+    :class:`QueryNotFoundError` saying whether anything lies under ``root`` at all."""
     if manifest is None:
-        listed = run(listing(store, root.path("")))
+        listed = await listing(store, root.path(""))
         if listed:
             raise QueryNotFoundError(
                 f"{root}: not a query root ({len(listed)} objects under it, but no plan.json)",
@@ -294,6 +345,47 @@ def load_query(query_uri: str, *, store: StoreOptions | None = None) -> Query:
         raise CorruptManifestError(f"{root.plan}: the plan does not match its fingerprint",
                                    uri=root.uri)
     return query
+
+
+@dataclass(frozen=True)
+class _Survey:
+    """What a resume reads of its query before it runs anything."""
+
+    query: Query
+    inputs: tuple[dict[str, Any], ...]
+    """The input objects now (:func:`_snapshot`)."""
+    result_manifest: dict | None
+    result: bytes | None
+    """The committed result's Parquet bytes, checked against its manifest (None: no result
+    committed, or its object is lost or corrupt)."""
+    committed: dict[int, dict[int, dict | str]] | None
+    """Every commit record (:func:`read_commit_records`); None (not read) when a result was
+    found."""
+
+
+async def _survey(root: QueryRoot, store: StoreOptions, query: Query | None) -> _Survey:
+    """Read what a resume needs, each read as soon as what it depends on is known: at once
+    ``plan.json`` (unless ``query`` is given), the result's manifest and the listing of the
+    commit records; then at once the inputs now (which the plan names) and either the
+    result's object or, without a result, the commit records. Two round trips in a row (a
+    non-inline result's object is in the second), where reading the plan first made three."""
+
+    async def loaded() -> Query:
+        if query is not None:
+            return query
+        return await _read_query(root, store, await read_manifest(store, root.plan))
+
+    q, manifest, keys = await asyncio.gather(
+        loaded(), read_manifest(store, root.result_manifest), commit_keys(store, root))
+    if manifest is not None:
+        inputs, result = await asyncio.gather(_snapshot(q.plan, store),
+                                              _result_data(q, store, manifest))
+        if result is not None:
+            return _Survey(q, inputs, manifest, result, None)
+        return _Survey(q, inputs, manifest, None, await read_commit_records(store, root, keys))
+    inputs, committed = await asyncio.gather(_snapshot(q.plan, store),
+                                             read_commit_records(store, root, keys))
+    return _Survey(q, inputs, None, None, committed)
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -328,7 +420,7 @@ def run_checkpointed(plan: rel.Relation, root_uri: str, ctx: ExecContext | None 
     # id may exist already, and other runners commit without the committer: plan.json first.
     written = query_id is not None or runner != "thread"
     if written:
-        query = run(_write_plan(query, store))
+        query = run(_write_plan(query, store, _table_sources(query.plan, ctx, runner)))
     if on_created is not None:
         on_created(query.root)
     return _execute(query, ctx, store, options or CheckpointOptions(), runner, on_task,
@@ -337,26 +429,27 @@ def run_checkpointed(plan: rel.Relation, root_uri: str, ctx: ExecContext | None 
 
 def resume(query_uri: str | Query, ctx: ExecContext | None = None, *, restart: bool = False,
            store: StoreOptions | None = None, options: CheckpointOptions | None = None,
-           runner: Runner = "thread",
+           runner: Runner = "thread", parallelism: int | None = None,
+           on_loaded: Callable[[Query], None] | None = None,
            on_task: Callable[[TaskEvent], None] | None = None) -> QueryResult:
     """Finish the query at ``query_uri`` (or the :class:`Query` :func:`load_query` just
     read, which saves reading ``plan.json`` again): its committed tasks are not run again.
 
     Raises :class:`InputsChangedError` if an input object changed since the query was
     created; with ``restart=True`` the query instead starts over on the current inputs.
+    Without ``ctx``, tasks run ``parallelism`` at once (default: ``ExecContext``'s) with the
+    query's batch size. ``on_loaded`` hears the query once its ``plan.json`` is read, before
+    any task runs; ``on_task`` every :class:`~executor.stages.TaskEvent`.
     """
     store = store or StoreOptions()
     options = options or CheckpointOptions()
-    query = query_uri if isinstance(query_uri, Query) else load_query(query_uri, store=store)
-
-    async def survey() -> tuple[tuple[dict[str, Any], ...], dict | None, dict]:
-        # Independent reads, at once: the inputs now, the result's manifest, every commit.
-        return await asyncio.gather(
-            _snapshot(query.plan, store), read_manifest(store, query.root.result_manifest),
-            read_commit_records(store, query.root))
-
-    now, result_manifest, committed = run(survey())
-    changes = changed_inputs(query, now)
+    given = query_uri if isinstance(query_uri, Query) else None
+    root = given.root if given is not None else QueryRoot.parse(query_uri)
+    survey = run(_survey(root, store, given))
+    query, committed = survey.query, survey.committed
+    if on_loaded is not None:
+        on_loaded(query)
+    changes = changed_inputs(query, survey.inputs)
     if changes and not restart:
         shown = "\n  ".join(changes[:20]) + ("\n  ..." if len(changes) > 20 else "")
         raise InputsChangedError(
@@ -365,13 +458,19 @@ def resume(query_uri: str | Query, ctx: ExecContext | None = None, *, restart: b
             f"Resume with restart=True (wj resume --restart) to run it again from scratch "
             f"on the current inputs.", uri=query.root.uri, changes=tuple(changes))
     if changes:
-        query = _restart(query, now, store)
+        query = _restart(query, survey.inputs, store)
         committed = {}
-    else:
-        done = _read_result(query, store, result_manifest)
-        if done is not None:
-            return QueryResult(query.root, done, resumed=True)
-    ctx = ctx or ExecContext(batch_size=query.options.get("batch_size", 64 * 1024))
+    elif survey.result is not None:
+        # ParquetFile, not pq.read_table: that one goes through pyarrow.dataset, whose
+        # import (pandas with it) cost ~0.27 s of a ~1 s ``wj resume`` that only reads it.
+        table = pq.ParquetFile(io.BytesIO(survey.result)).read()
+        return QueryResult(query.root, table, resumed=True)
+    elif survey.result_manifest is not None:  # its object is lost or corrupt: computed again
+        run(delete(store, query.root.result_manifest))
+    if ctx is None:
+        ctx = ExecContext(batch_size=query.options.get("batch_size", 64 * 1024))
+        if parallelism is not None:
+            ctx.parallelism = parallelism
     return _execute(query, ctx, store, options, runner, on_task, committed=committed)
 
 
@@ -391,6 +490,14 @@ def _restart(query: Query, inputs: tuple[dict[str, Any], ...], store: StoreOptio
     return load_query(query.root.uri, store=store)
 
 
+def _table_sources(plan: rel.Relation, ctx: ExecContext, runner: Runner
+                   ) -> dict[str, TableSource]:
+    """The table sources the tasks of a run on threads read through (``ctx``'s, shared with
+    them, made here on the calling thread); none for other runners, whose tasks open their
+    own."""
+    return {t: ctx.source(t) for t in input_tables(plan)} if runner == "thread" else {}
+
+
 def _execute(query: Query, ctx: ExecContext, store: StoreOptions, options: CheckpointOptions,
              runner: Runner, on_task: Callable[[TaskEvent], None] | None, *,
              fresh: bool = False, committed: dict | None = None,
@@ -407,7 +514,9 @@ def _execute(query: Query, ctx: ExecContext, store: StoreOptions, options: Check
             return None
 
         assert exchanges.committer is not None, "a fresh run on threads commits in background"
-        exchanges.committer.submit(0, lambda: _write_plan(query, store), nothing, nothing)
+        sources = _table_sources(query.plan, ctx, runner)
+        exchanges.committer.submit(0, lambda: _write_plan(query, store, sources), nothing,
+                                   nothing)
     try:
         table = run_parallel(query.plan, ctx,
                              runner=SparkRunner() if runner == "spark" else runner,
@@ -450,11 +559,10 @@ def _write_result(query: Query, table: pa.Table, store: StoreOptions,
     run(write())
 
 
-def _read_result(query: Query, store: StoreOptions, manifest: dict | None) -> pa.Table | None:
-    """The committed result its ``manifest`` names, None if there is none yet (or its object
-    is lost: then the manifest is dropped and the result is computed again)."""
-    if manifest is None:
-        return None
+async def _result_data(query: Query, store: StoreOptions, manifest: dict) -> bytes | None:
+    """The Parquet bytes of the committed result its ``manifest`` names, None if they are
+    lost or fail its checksum (the caller drops the manifest and computes the result again).
+    """
     try:
         if "inline" in manifest:
             text = manifest["inline"]
@@ -465,14 +573,11 @@ def _read_result(query: Query, store: StoreOptions, manifest: dict | None) -> pa
                 raise CorruptManifestError(f"{query.root.result_manifest}: result object "
                                            f"{path} lies outside the query",
                                            uri=query.root.uri)
-            data = run(get(store, path))
+            data = await get(store, path)
         ok = checksum(data) == manifest["sha256"]
     except (store_errors.ObjectNotFoundError, binascii.Error):
         ok = False
     except (KeyError, TypeError) as err:
         raise CorruptManifestError(f"{query.root.result_manifest}: malformed ({err})",
                                    uri=query.root.uri) from None
-    if not ok:
-        run(delete(store, query.root.result_manifest))
-        return None
-    return pq.read_table(io.BytesIO(data))
+    return data if ok else None

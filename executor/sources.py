@@ -295,9 +295,17 @@ class WjioSource(TableSource):
                 from wjio.sync import run
 
                 plan = run(wjio.ParquetScan(self._uris(), store=self.store).plan())
-                self._files = {str(f.info.path): f.info.etag for f in plan.files}
+                self._objects = {str(f.info.path): (f.info.size, f.info.etag)
+                                 for f in plan.files}
+                self._files = {uri: etag for uri, (_, etag) in self._objects.items()}
                 self._size = sum(f.info.size for f in plan.files)
             return self._files
+
+    def objects(self) -> dict[str, tuple[int, str | None]]:
+        """``{object URI: (size, ETag)}`` of the files :meth:`files` fixed (a checkpointed
+        query records them as its inputs: exactly what its scans read)."""
+        self.files()
+        return self._objects
 
     def size_bytes(self) -> int | None:
         self.files()

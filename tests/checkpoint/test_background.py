@@ -135,3 +135,29 @@ def test_failed_background_plan_write_fails_the_query_and_commits_nothing(s3_tab
     stored = keys(s3, done.root)
     assert "plan.json" in stored and "result/result.json" in stored
     assert len(records(s3, done.root)) == sum(events.tasks("commit").values()) == 8
+
+
+def test_finish_hands_over_the_encoding_and_a_failed_one_commits_nothing(qroot, s3):
+    """With kept batches, ``finish`` returns before the output is encoded (the rest of the
+    encoding runs with the upload, off the task's thread); an encoding that then fails (two
+    schemas in one partition's stream) fails the committer: its error reaches ``drain`` and
+    the next ``finish``, and no commit record or data object of it is in the store."""
+    opts = CheckpointOptions()
+    copies, committer = LocalCopies(opts.local_copies), Committer(opts.upload_ahead)
+    ex = ObjectStoreExchange(qroot, 0, 1, options=opts, copies=copies, committer=committer)
+    good = ex.create_sink(0, 0)
+    good.add(0, batch(0, 1000))
+    assert good.finish()
+    committer.drain()
+    bad = ex.create_sink(1, 0)
+    bad.add(0, batch(1, 1000))
+    bad.add(0, pa.record_batch({"other": pa.array(["x"] * 10)}))
+    assert bad.finish()           # handed over: the mismatch is found while encoding
+    with pytest.raises(pa.ArrowInvalid):
+        committer.drain()
+    late = ex.create_sink(2, 0)
+    late.add(0, batch(2, 10))
+    with pytest.raises(pa.ArrowInvalid):
+        late.finish()
+    assert set(records(s3, qroot)) == {(0, 0)}
+    assert [k for k in keys(s3, qroot) if k.startswith("data/")] == []

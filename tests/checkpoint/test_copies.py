@@ -148,7 +148,9 @@ def test_inline_outputs_save_a_put_per_task_and_every_exchange_get(s3_table, roo
             got = proxy.stats().requests_by_method
             assert stats.setdefault(inline_max, got) == got
     assert stats[0]["PUT"] - stats[256 << 10]["PUT"] == 8 + 1
-    assert stats[0]["GET"] - stats[256 << 10]["GET"] >= 4 * 3 - 2   # few partitions empty
+    # (The inputs are listed by the scans, through their own store: with inline outputs
+    # this run's checkpoint makes no GET at all.)
+    assert stats[0]["GET"] - stats[256 << 10].get("GET", 0) >= 4 * 3 - 2  # few are empty
     assert sum(stats[0].values()) - sum(stats[256 << 10].values()) >= 8 + 1 + 4 * 3 - 2
 
 

@@ -13,6 +13,8 @@ from checkpoint.exchange import ObjectStoreExchange
 from checkpoint.layout import QueryRoot
 from checkpoint.options import CheckpointOptions, MiB
 from executor import run
+from executor.context import ExecContext
+from executor.sources import open_source
 from tests.checkpoint.conftest import aggregate_plan, sample, single_plan
 from tests.checkpoint.test_query import Events
 from tests.conftest import TEST_BUCKET
@@ -45,8 +47,11 @@ def test_checkpointed_query_survives_store_faults(s3_table, root, proxy, faults)
     plan = aggregate_plan(t)
     proxy.set_faults(faults)
     events = Events()
-    result = run_checkpointed(plan, root, store=_store(proxy, max_attempts=12),
-                              scan_partitions=4, on_task=events)
+    # The scans read through the proxy too: they list the inputs plan.json records.
+    store = _store(proxy, max_attempts=12)
+    ctx = ExecContext(source_factory=lambda uri: open_source(uri, store))
+    result = run_checkpointed(plan, root, ctx, store=store, scan_partitions=4,
+                              on_task=events)
     injected = proxy.stats().faults_injected
     assert sum(injected.values()) >= 5, injected
     assert {m for m in proxy.stats().requests_by_method} >= {"PUT", "GET"}

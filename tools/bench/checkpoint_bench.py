@@ -28,8 +28,9 @@ median resume time is compared with the median uninterrupted run (a fresh proces
 local copies: it reads the store). Bytes and objects written per query come from ``wj
 status`` (the store's listing: data objects and commit records, which carry the outputs of
 at most ``inline_max`` bytes). The requests the checkpoint itself makes (``plan.json``, data
-objects, commit records, the result; not the scans' reads) are counted by method in one
-more checkpointed run through the shaping proxy (tools/proxy.py, no shaping), untimed.
+objects, commit records, the result; not the scans' reads, nor the inputs' listing, which
+``plan.json`` takes from the scans' own) are counted by method in one more checkpointed run
+through the shaping proxy (tools/proxy.py, no shaping), untimed.
 ``--inline-max`` sets ``CheckpointOptions.inline_max`` of the in-process runs (0: every
 output in a data object, as before inline records); the ``wj resume`` processes use the
 default. The product's modules are compiled to
