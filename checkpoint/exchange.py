@@ -241,6 +241,14 @@ class ObjectStoreExchange(Exchange):
                 uri=str(path))
         return record
 
+    def _committed_mine(self, task: int, record: dict,
+                        kept: list[list[pa.RecordBatch]] | None) -> None:
+        """Note ``task``'s committed ``record``; with the batches ``kept`` (per partition),
+        they become the local copy its consumers read and the record drops its inline text."""
+        self._mine[task] = record if kept is None else _without_output(record)
+        if kept is not None:
+            self._copies.put(*self._copy_key(record), kept)
+
     def _copy_key(self, record: dict) -> tuple[str, str]:
         """What :class:`~checkpoint.copies.LocalCopies` keeps a committed output under: its
         object and ETag, or for an inline output its commit record's key and attempt."""
@@ -363,9 +371,7 @@ class _ObjectSink(ExchangeSink):
             self._discard()
             raise
         if won:
-            ex._mine[self.task] = record if self.kept is None else _without_output(record)
-            if self.kept is not None:
-                ex._copies.put(*ex._copy_key(record),
+            ex._committed_mine(self.task, record, None if self.kept is None else
                                [self.kept.get(p, []) for p in range(ex.num_partitions)])
         self.kept = None
         if not won:
@@ -450,9 +456,7 @@ class _ObjectSink(ExchangeSink):
                     f"{self.task} first, while this run's next tasks read this attempt's "
                     f"output from memory; nothing more of this run is committed (wj resume "
                     f"finishes the query from the committed outputs)")
-            ex._mine[self.task] = record if kept is None else _without_output(record)
-            if kept is not None:
-                ex._copies.put(*ex._copy_key(record), kept)
+            ex._committed_mine(self.task, record, kept)
             ex._pending.pop(self.task, None)
 
         async def discard() -> None:
