@@ -23,22 +23,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pyarrow as pa
 
 from checkpoint.codec import COALESCE_BYTES, PartitionWriter
+from wjio.threads import process_pool
 
 MIN_COALESCE = 64 * 1024
 """The least a partition's writer coalesces to, however many partitions share the bound."""
-_pool: ThreadPoolExecutor | None = None
-_finish_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
 def encode_pool() -> ThreadPoolExecutor:
     """The process's encode pool, one thread per core (started on first use): a sink's
     queue is drained by one job at a time, so a pool thread never waits on another."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="wj-encode")
-        return _pool
+    return process_pool("wj-encode", os.cpu_count() or 2)
 
 
 def finish_pool() -> ThreadPoolExecutor:
@@ -46,12 +40,7 @@ def finish_pool() -> ThreadPoolExecutor:
     then compress each partition's last batch): never the encode pool itself, where a
     finish waiting for a drain queued behind it would deadlock, nor the IO loop's default
     executor, which the loop's own work (e.g. planning a scan) needs while these wait."""
-    global _finish_pool
-    with _pool_lock:
-        if _finish_pool is None:
-            _finish_pool = ThreadPoolExecutor(os.cpu_count() or 2,
-                                              thread_name_prefix="wj-finish")
-        return _finish_pool
+    return process_pool("wj-finish", os.cpu_count() or 2)
 
 
 class Encoder:

@@ -57,11 +57,10 @@ from executor.ir import relations as rel
 from executor.ir import serde
 from executor.run import finalize
 from executor.subqueries import resolve_subqueries
+from wjio.threads import process_pool
 
 P = rel.Partitioning
 
-_task_pools: dict[int, cf.ThreadPoolExecutor] = {}
-_task_pools_lock = threading.Lock()
 _on_task_thread = threading.local()
 
 
@@ -72,20 +71,13 @@ def _mark_task_thread() -> None:
 def task_pool(threads: int) -> cf.ThreadPoolExecutor | None:
     """The process's pool of ``threads`` task threads, shared by the queries it runs (None
     when called on one of its threads: a query started by a task gets a pool of its own, as
-    the shared threads may all be busy waiting for it).
-
-    Its threads live as long as the process, so a query pays neither thread start-up nor
-    fresh per-thread heaps in Arrow's allocator: on TPC-H SF1 (2 cores), a new pool per
-    query took ~15% longer (q1, 5, 9, 13, 17, 18: 4.2-4.8 s against 3.6 s, wall).
-    Queries run at the same time share its threads, in the order they submit tasks."""
+    the shared threads may all be busy waiting for it). It lives as long as the process
+    (:func:`wjio.threads.process_pool`): on TPC-H SF1 (2 cores), a new pool per query took
+    ~15% longer (q1, 5, 9, 13, 17, 18: 4.2-4.8 s against 3.6 s, wall). Queries run at the
+    same time share its threads, in the order they submit tasks."""
     if getattr(_on_task_thread, "yes", False):
         return None
-    with _task_pools_lock:
-        pool = _task_pools.get(threads)
-        if pool is None:
-            pool = _task_pools[threads] = cf.ThreadPoolExecutor(
-                threads, thread_name_prefix=f"wj-task-{threads}", initializer=_mark_task_thread)
-        return pool
+    return process_pool("wj-task", threads, initializer=_mark_task_thread)
 
 
 @dataclass

@@ -22,7 +22,6 @@ scan chose to read as dictionaries are decoded so, and back to plain values afte
 from __future__ import annotations
 
 import bisect
-import threading
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,22 +33,13 @@ from wjio import errors, polars_decode
 from wjio.dictionary import RowFilter
 from wjio.footer import Footer
 from wjio.ranges import ByteRange, column_chunk_range
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
+from wjio.threads import process_pool
 
 
 def decode_pool(threads: int) -> ThreadPoolExecutor:
     """The process's pool of ``threads`` decode threads, shared by every scan that asks for
-    that many. Its threads live as long as the process, so a scan pays neither thread start-up
-    nor fresh per-thread allocator heaps (Arrow's allocator keeps memory per thread)."""
-    with _pools_lock:
-        pool = _pools.get(threads)
-        if pool is None:
-            pool = _pools[threads] = ThreadPoolExecutor(
-                threads, thread_name_prefix=f"wjio-decode-{threads}"
-            )
-        return pool
+    that many (:func:`wjio.threads.process_pool`)."""
+    return process_pool("wjio-decode", threads)
 
 
 @dataclass(frozen=True)
