@@ -309,18 +309,18 @@ class AggregateExec(Operator):
         preps += [p for s in self.specs for p in s.preps]
         if not preps:  # count(*) alone: keep the row count in a placeholder column
             preps = [("_rows", lambda i: pa.nulls(i.batch.num_rows, pa.int8()))]
+        names = [n for n, _ in preps]
         prepared, same = [], None
         for batch in self.children[0].execute(partition, ctx):
             inputs = _Inputs(batch, self.evaluator)
             arrays = [fn(inputs) for _, fn in preps]
             same = _same_arrays(arrays, same)
-            prepared.append(pa.RecordBatch.from_arrays(arrays, names=[n for n, _ in preps]))
+            prepared.append(pa.RecordBatch.from_arrays(arrays, names=names))
         if prepared:
             table = pa.Table.from_batches(prepared)
         else:
             table = self._empty_input(preps, ctx)
         prefix = "hash_" if keys else ""
-        names = [n for n, _ in preps]
         aggs, alias = _distinct_aggregates(
             [(col, prefix + f, opts, out) for s in self.specs for col, f, opts, out in s.aggs],
             {n: names[j] for n, j in zip(names, same or range(len(names)), strict=True)
