@@ -17,17 +17,13 @@ from checkpoint.options import CheckpointOptions
 from executor import run
 from spark_conf.entry import main
 from tests.checkpoint.conftest import aggregate_plan, sample, single_plan
-from tests.checkpoint.test_query import _stop_before_stage, keys
+from tests.checkpoint.test_query import keys, killed_before
 from tests.conftest import TEST_BUCKET
 
 
 def partial(plan, root: str, query_id: str, before_stage: int = 2, **kw) -> str:
     """A query killed before ``before_stage``: its earlier stages are committed."""
-    stop, on_task = _stop_before_stage(before_stage)
-    with pytest.raises(stop):
-        run_checkpointed(plan, root, query_id=query_id, scan_partitions=4, on_task=on_task,
-                         **kw)
-    return QueryRoot.create(root, query_id).uri
+    return killed_before(plan, root, query_id, before_stage, scan_partitions=4, **kw).uri
 
 
 def wj(capsys, *argv: str) -> tuple[int, str, str]:

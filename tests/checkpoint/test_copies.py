@@ -20,7 +20,7 @@ from executor.errors import TaskOutputLostError
 from tests.checkpoint.conftest import aggregate_plan, sample, single_plan
 from tests.checkpoint.test_exchange import OBJECTS, batch, listing, write
 from tests.checkpoint.test_faults import _store
-from tests.checkpoint.test_query import Events, _stop_before_stage
+from tests.checkpoint.test_query import Events, killed_before
 from tests.conftest import TEST_BUCKET
 from tools.proxy import ShapingProxy
 
@@ -157,13 +157,10 @@ def test_inline_outputs_save_a_put_per_task_and_every_exchange_get(s3_table, roo
 @pytest.mark.parametrize("first, then", [("lz4", "zstd"), ("none", "lz4"), ("zstd", "none")])
 def test_codecs_round_trip_and_a_query_resumes_with_another(s3_table, root, first, then):
     t = s3_table("t", sample())
-    plan = aggregate_plan(t)
-    stop, on_task = _stop_before_stage(2)
-    with pytest.raises(stop):
-        run_checkpointed(plan, root, query_id=f"q-{first}", scan_partitions=4,
-                         on_task=on_task, options=CheckpointOptions(codec=first))
+    q = killed_before(aggregate_plan(t), root, f"q-{first}", 2, scan_partitions=4,
+                      options=CheckpointOptions(codec=first))
     events = Events()
-    result = resume(QueryRoot.create(root, f"q-{first}").uri, on_task=events,
+    result = resume(q.uri, on_task=events,
                     options=CheckpointOptions(codec=then))
     assert result.table.equals(run(single_plan(t)))
     assert set(events.tasks("run")) == {(2, 0)}          # stages 0 and 1 were read back

@@ -221,14 +221,19 @@ def _stop_before_stage(stage: int):
     return Stop, on_task
 
 
+def killed_before(plan, root: str, query_id: str, stage: int, **kw) -> QueryRoot:
+    """The root of a checkpointed run of ``plan`` stopped as stage ``stage``'s first task
+    starts (its earlier stages committed); ``kw`` go to ``run_checkpointed``."""
+    stop, on_task = _stop_before_stage(stage)
+    with pytest.raises(stop):
+        run_checkpointed(plan, root, query_id=query_id, on_task=on_task, **kw)
+    return QueryRoot.create(root, query_id)
+
+
 def test_lost_and_corrupt_committed_outputs_are_recomputed(s3_table, root, s3):
     t = s3_table("t", sample())
-    plan = aggregate_plan(t)
-    stop, on_task = _stop_before_stage(1)
-    with pytest.raises(stop):
-        run_checkpointed(plan, root, query_id="q-lost", scan_partitions=4,
-                         on_task=on_task, options=CheckpointOptions(inline_max=0))
-    q = QueryRoot.create(root, "q-lost")
+    q = killed_before(aggregate_plan(t), root, "q-lost", 1, scan_partitions=4,
+                      options=CheckpointOptions(inline_max=0))
     records = {t: json.loads(objects_body(s3, q, f"commits/0/{t}.json")) for t in range(4)}
     # Task 1's object vanishes; task 2's object rots in place (the store's ETag still
     # matches the commit, only the checksum can tell).
@@ -256,11 +261,7 @@ def test_corrupt_inline_output_is_recomputed(s3_table, root, s3):
     """An inline output edited in the store (its record still valid JSON, its base64 still
     base64) fails its checksum: the resume recomputes that producer only."""
     t = s3_table("t", sample())
-    stop, on_task = _stop_before_stage(1)
-    with pytest.raises(stop):
-        run_checkpointed(aggregate_plan(t), root, query_id="q-inl", scan_partitions=4,
-                         on_task=on_task)
-    q = QueryRoot.create(root, "q-inl")
+    q = killed_before(aggregate_plan(t), root, "q-inl", 1, scan_partitions=4)
     records = {t: json.loads(objects_body(s3, q, f"commits/0/{t}.json")) for t in range(4)}
     assert all("inline" in r for r in records.values()) and keys(s3, q, "data/") == {}
     output = bytearray(base64.b64decode(records[3]["inline"]))
@@ -279,10 +280,7 @@ def test_corrupt_inline_output_is_recomputed(s3_table, root, s3):
 
 def test_corrupt_commit_record_is_recomputed(s3_table, root, s3):
     t = s3_table("t", sample())
-    stop, on_task = _stop_before_stage(2)
-    with pytest.raises(stop):
-        run_checkpointed(aggregate_plan(t), root, query_id="q-rec", on_task=on_task)
-    q = QueryRoot.create(root, "q-rec")
+    q = killed_before(aggregate_plan(t), root, "q-rec", 2)
     s3.put_object(Bucket=TEST_BUCKET, Key=q.key + "commits/1/0.json", Body=b"{not json")
     events = Events()
     assert resume(q.uri, on_task=events).table.equals(run(single_plan(t)))
@@ -292,10 +290,7 @@ def test_corrupt_commit_record_is_recomputed(s3_table, root, s3):
 def test_changed_input_is_refused_unless_restarted(s3_table, root, put, prefix):
     data = sample()
     t = s3_table("t", data)
-    stop, on_task = _stop_before_stage(2)
-    with pytest.raises(stop):
-        run_checkpointed(aggregate_plan(t), root, query_id="q-in", on_task=on_task)
-    uri = QueryRoot.create(root, "q-in").uri
+    uri = killed_before(aggregate_plan(t), root, "q-in", 2).uri
     changed = data.set_column(2, "v", pa.array(
         [None if v is None else -v for v in data.column("v").to_pylist()], data.schema[2].type))
     step = -(-data.num_rows // 4)
@@ -316,11 +311,7 @@ def test_changed_input_is_refused_unless_restarted(s3_table, root, put, prefix):
 
 def test_concurrent_resumes_agree_and_commit_each_task_once(s3_table, root, s3):
     t = s3_table("t", sample())
-    stop, on_task = _stop_before_stage(1)
-    with pytest.raises(stop):
-        run_checkpointed(aggregate_plan(t), root, query_id="q-two", scan_partitions=4,
-                         on_task=on_task)
-    uri = QueryRoot.create(root, "q-two").uri
+    uri = killed_before(aggregate_plan(t), root, "q-two", 1, scan_partitions=4).uri
     events, results, errors = Events(), [], []
 
     def go():
@@ -431,10 +422,7 @@ def test_scalar_subquery_is_checkpointed_in_its_own_root(s3_table, root, s3):
     sub = ir.Aggregate(ir.Exchange(partial, "single"), (), mv, "final")
     threshold = ir.ScalarSubquery(sub, v.dtype)
     plan = aggregate_plan(ir.Filter(t, ir.GreaterThan(v, threshold)))
-    stop, on_task = _stop_before_stage(2)
-    with pytest.raises(stop):
-        run_checkpointed(plan, root, query_id="q-sub", scan_partitions=4, on_task=on_task)
-    q = QueryRoot.create(root, "q-sub")
+    q = killed_before(plan, root, "q-sub", 2, scan_partitions=4)
     short = serde.fingerprint(sub)[:16]
     assert {k for k in keys(s3, q, f"sub/{short}/commits/")} == \
         {f"sub/{short}/commits/0/{t}.json" for t in range(4)} | {f"sub/{short}/commits/1/0.json"}

@@ -30,6 +30,7 @@ from tests.checkpoint.test_query import (
     Events,
     _stop_before_stage,
     keys,
+    killed_before,
     objects_body,
 )
 from tests.conftest import TEST_BUCKET
@@ -83,11 +84,8 @@ def test_spark_runner_equals_in_memory_run(spark, s3_table, root, s3):
 @pytest.mark.parametrize("first, then", [("thread", "spark"), ("spark", "thread")])
 def test_resume_across_runners(spark, s3_table, root, s3, first, then):
     t = s3_table("t", sample(seed=7))
-    stop, on_task = _stop_before_stage(1)   # killed once stage 0 committed
-    with pytest.raises(stop):
-        run_checkpointed(aggregate_plan(t), root, query_id="q-x", scan_partitions=4,
-                         runner=first, on_task=on_task)
-    q = QueryRoot.create(root, "q-x")
+    # killed once stage 0 committed
+    q = killed_before(aggregate_plan(t), root, "q-x", 1, scan_partitions=4, runner=first)
     stage0 = {(0, t) for t in range(4)}
     assert commits(s3, q) == sorted(stage0)
 
@@ -140,11 +138,8 @@ def test_duplicate_spark_tasks_commit_once(spark, s3_table, root, s3, options):
 
 def test_lost_input_is_recomputed_through_spark(spark, s3_table, root, s3):
     t = s3_table("t", sample(seed=11))
-    stop, on_task = _stop_before_stage(1)
-    with pytest.raises(stop):
-        run_checkpointed(aggregate_plan(t), root, query_id="q-lost", scan_partitions=4,
-                         runner="spark", on_task=on_task, options=OBJECTS)
-    q = QueryRoot.create(root, "q-lost")
+    q = killed_before(aggregate_plan(t), root, "q-lost", 1, scan_partitions=4,
+                      runner="spark", options=OBJECTS)
     record = json.loads(objects_body(s3, q, "commits/0/2.json"))
     s3.delete_object(Bucket=TEST_BUCKET, Key=record["object"])
 

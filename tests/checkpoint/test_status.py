@@ -3,23 +3,16 @@ store's own listing and with the full status."""
 
 from __future__ import annotations
 
-import pytest
-
-from checkpoint import load_query, query_status, run_checkpointed
-from checkpoint.layout import QueryRoot
+from checkpoint import load_query, query_status
 from checkpoint.status import committed_count
 from tests.checkpoint.conftest import aggregate_plan, sample
-from tests.checkpoint.test_query import _stop_before_stage, keys
+from tests.checkpoint.test_query import keys, killed_before
 from tests.conftest import TEST_BUCKET
 
 
 def test_committed_count_agrees_with_the_listing_and_the_status(s3_table, root, s3):
     t = s3_table("t", sample())
-    stop, on_task = _stop_before_stage(2)
-    with pytest.raises(stop):
-        run_checkpointed(aggregate_plan(t), root, query_id="q-count", scan_partitions=4,
-                         on_task=on_task)
-    q = QueryRoot.create(root, "q-count")
+    q = killed_before(aggregate_plan(t), root, "q-count", 2, scan_partitions=4)
     # Keys that are not commit records of the query's own stages do not count.
     s3.put_object(Bucket=TEST_BUCKET, Key=q.key + "commits/0/notes.txt", Body=b"x")
     s3.put_object(Bucket=TEST_BUCKET, Key=q.key + "commits/0/99.json", Body=b"{}")
