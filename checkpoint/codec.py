@@ -101,9 +101,10 @@ class PartitionWriter:
         """Bytes of Arrow data of the batches added and not yet written."""
         self.rows = 0
 
-    def write(self, batch: pa.RecordBatch) -> None:
+    def write(self, batch: pa.RecordBatch, size: int | None = None) -> None:
+        """Add ``batch`` (``size``: its ``nbytes``, when the caller knows it)."""
         self._held.append(batch)
-        self.held_bytes += batch.nbytes
+        self.held_bytes += batch.nbytes if size is None else size
         self.rows += batch.num_rows
         if self.held_bytes >= self._coalesce:
             self.flush()

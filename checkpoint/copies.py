@@ -27,6 +27,9 @@ Partitions = list[list[pa.RecordBatch]]
 
 
 def size_of(partitions: Partitions) -> int:
+    """Bytes of Arrow data the batches reference (``RecordBatch.nbytes``: it releases the
+    GIL, so a busy process pays a GIL hand-off per call; a caller that counted them as they
+    came passes its sum instead)."""
     return sum(b.nbytes for batches in partitions for b in batches)
 
 
@@ -43,9 +46,11 @@ class LocalCopies:
         self._entries: OrderedDict[tuple[str, str | None], tuple[Partitions, int]] = \
             OrderedDict()
 
-    def put(self, key: str, etag: str | None, partitions: Partitions) -> None:
-        """Keep the committed output ``key`` (version ``etag``): its partitions' batches."""
-        size = size_of(partitions)
+    def put(self, key: str, etag: str | None, partitions: Partitions,
+            size: int | None = None) -> None:
+        """Keep the committed output ``key`` (version ``etag``): its partitions' batches,
+        ``size`` bytes (default: :func:`size_of` them)."""
+        size = size_of(partitions) if size is None else size
         if size > self.budget:
             return
         with self._lock:

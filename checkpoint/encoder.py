@@ -52,21 +52,24 @@ class Encoder:
         self.coalesce = max(MIN_COALESCE, min(COALESCE_BYTES, limit // (2 * max(partitions, 1))))
         """What each of the ``partitions`` writers coalesces batches to."""
         self.writers: dict[int, PartitionWriter] = {}
-        self._queue: deque[tuple[int, pa.RecordBatch]] = deque()
+        self._queue: deque[tuple[int, pa.RecordBatch, int]] = deque()
         self._queued = 0
         self._draining = False
         self._error: BaseException | None = None
         self._cond = threading.Condition()
 
-    def add(self, partition: int, batch: pa.RecordBatch) -> None:
-        """Queue ``batch`` for ``partition``; waits while over ``limit`` bytes are queued."""
+    def add(self, partition: int, batch: pa.RecordBatch, size: int | None = None) -> None:
+        """Queue ``batch`` for ``partition``; waits while over ``limit`` bytes are queued.
+        ``size``: the batch's ``nbytes`` when the caller has it (each ``nbytes`` releases
+        the GIL: on a busy process, a wait for it again per call)."""
+        size = batch.nbytes if size is None else size
         with self._cond:
             self._raise_error()
             while self._queued > self.limit and self._error is None:
                 self._cond.wait()
             self._raise_error()
-            self._queue.append((partition, batch))
-            self._queued += batch.nbytes
+            self._queue.append((partition, batch, size))
+            self._queued += size
             if self._draining:
                 return
             self._draining = True
@@ -105,18 +108,18 @@ class Encoder:
                     self._draining = False
                     self._cond.notify_all()
                     return
-                partition, batch = self._queue.popleft()
+                partition, batch, size = self._queue.popleft()
             try:
                 writer = self.writers.get(partition)
                 if writer is None:
                     writer = self.writers[partition] = PartitionWriter(self.options,
                                                                        self.coalesce)
-                writer.write(batch)
+                writer.write(batch, size)
             except BaseException as err:  # handed to the task's thread
                 with self._cond:
                     self._error = err
                     self._queue.clear()
                     self._queued = 0
             with self._cond:
-                self._queued = max(0, self._queued - batch.nbytes)
+                self._queued = max(0, self._queued - size)
                 self._cond.notify_all()

@@ -242,12 +242,14 @@ class ObjectStoreExchange(Exchange):
         return record
 
     def _committed_mine(self, task: int, record: dict,
-                        kept: list[list[pa.RecordBatch]] | None) -> None:
-        """Note ``task``'s committed ``record``; with the batches ``kept`` (per partition),
-        they become the local copy its consumers read and the record drops its inline text."""
+                        kept: list[list[pa.RecordBatch]] | None,
+                        kept_size: int | None = None) -> None:
+        """Note ``task``'s committed ``record``; with the batches ``kept`` (per partition,
+        ``kept_size`` bytes), they become the local copy its consumers read and the record
+        drops its inline text."""
         self._mine[task] = record if kept is None else _without_output(record)
         if kept is not None:
-            self._copies.put(*self._copy_key(record), kept)
+            self._copies.put(*self._copy_key(record), kept, kept_size)
 
     def _copy_key(self, record: dict) -> tuple[str, str]:
         """What :class:`~checkpoint.copies.LocalCopies` keeps a committed output under: its
@@ -339,9 +341,10 @@ class _ObjectSink(ExchangeSink):
         if not 0 <= partition < self.exchange.num_partitions:
             raise ExchangeError(f"{self.path}: partition {partition} out of range "
                                 f"0..{self.exchange.num_partitions - 1}")
-        self.encoder.add(partition, batch)
+        size = batch.nbytes  # once: each call releases the GIL and waits to take it back
+        self.encoder.add(partition, batch, size)
         if self.kept is not None:
-            self.kept_size += batch.nbytes
+            self.kept_size += size
             if self.kept_size > self.exchange._copies.budget:
                 self.kept = None  # would not fit: the consumers read the store
             else:
@@ -372,7 +375,8 @@ class _ObjectSink(ExchangeSink):
             raise
         if won:
             ex._committed_mine(self.task, record, None if self.kept is None else
-                               [self.kept.get(p, []) for p in range(ex.num_partitions)])
+                               [self.kept.get(p, []) for p in range(ex.num_partitions)],
+                               self.kept_size)
         self.kept = None
         if not won:
             self.state = "discarded"
@@ -429,6 +433,7 @@ class _ObjectSink(ExchangeSink):
         ex = self.exchange
         kept = None if self.kept is None else \
             [self.kept.get(p, []) for p in range(ex.num_partitions)]
+        kept_size = self.kept_size
         try:
             # The committer bounds the bytes in flight by what it is told: the batches held
             # until committed, plus the encoded output (its size once known; before, the
@@ -456,7 +461,7 @@ class _ObjectSink(ExchangeSink):
                     f"{self.task} first, while this run's next tasks read this attempt's "
                     f"output from memory; nothing more of this run is committed (wj resume "
                     f"finishes the query from the committed outputs)")
-            ex._committed_mine(self.task, record, kept)
+            ex._committed_mine(self.task, record, kept, kept_size)
             ex._pending.pop(self.task, None)
 
         async def discard() -> None:
