@@ -13,7 +13,7 @@ from executor import ir, run, run_parallel
 from executor.errors import ExchangeError
 from executor.exchange import InMemoryExchange
 from executor.hashing import partition_ids
-from executor.stages import cut, task_count
+from executor.stages import coalesced, cut, task_count
 from tests.executor.conftest import col
 
 I64, D = pa.int64(), pa.decimal128(12, 2)
@@ -154,6 +154,21 @@ def test_exchange_protocol():
     assert len(list(src.read(0))) == 1 and len(list(src.read(1))) == 1
     with pytest.raises(ExchangeError):
         ex.create_sink(2, 0).add(5, b)
+
+
+def test_small_output_batches_are_joined_in_order():
+    def batch(start: int, n: int, name: str = "x") -> pa.RecordBatch:
+        return pa.record_batch({name: pa.array(range(start, start + n), I64)})
+
+    given = [batch(0, 3), batch(3, 2), batch(5, 10), batch(15, 1), batch(16, 1),
+             batch(17, 4, "y"), batch(21, 1), batch(22, 0), batch(22, 2)]
+    out = list(coalesced(iter(given), 5))
+    # joined up to 5 rows; a large batch passes as it is; a schema change ends a join
+    assert [(b.schema.names, b.num_rows) for b in out] == [
+        (["x"], 5), (["x"], 10), (["x"], 2), (["y"], 4), (["x"], 3)]
+    assert out[1] is given[2]
+    assert [v for b in out for v in b.column(0).to_pylist()] == list(range(24))
+    assert list(coalesced(iter([]), 5)) == []
 
 
 def test_hash_partitioning_is_deterministic_and_value_based():
