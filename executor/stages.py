@@ -55,6 +55,7 @@ from executor.exchange import Exchange, ExchangeSource, InMemoryExchange
 from executor.hashing import partition_ids
 from executor.ir import relations as rel
 from executor.ir import serde
+from executor.operators.base import coalesced
 from executor.run import finalize
 from executor.subqueries import resolve_subqueries
 from wjio.threads import process_pool
@@ -190,37 +191,6 @@ def route(batch: pa.RecordBatch, out: rel.Exchange, seq: int) -> list[tuple[int,
     if out.partitioning is P.ROUND_ROBIN:
         return [(seq % n, batch)]
     return [(0, batch)]  # single; broadcast (consumers read every partition)
-
-
-def coalesced(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
-    """``batches`` in order, those of fewer than ``rows`` rows joined until they reach it.
-
-    A selective filter or join leaves many small batches (q03's lineitem stage on SF1: ~450
-    of at most 150 rows per run); each one routed and handed to the exchange pays a hash,
-    a sort, a take, and per partition a slice and the sink's bookkeeping (for a
-    checkpointed exchange, its encoder's queue). Joined, they pay once. A batch of at least
-    ``rows`` rows is passed on as it is (after those held before it); only batches of one
-    schema are joined."""
-    held: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        if held and (batch.num_rows >= rows or not batch.schema.equals(held[0].schema)):
-            yield _joined(held)
-            held, count = [], 0
-        if batch.num_rows >= rows:
-            yield batch
-            continue
-        held.append(batch)
-        count += batch.num_rows
-        if count >= rows:
-            yield _joined(held)
-            held, count = [], 0
-    if held:
-        yield _joined(held)
-
-
-def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
-    return batches[0] if len(batches) == 1 else pa.concat_batches(batches)
 
 
 def run_task(plan: rel.Relation, stage_index: int, partition: int, num_tasks: int,

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from executor.context import ExecContext
 from executor.eval import as_array, lower
 from executor.ir import relations as rel
-from executor.operators.base import Operator
+from executor.operators.base import Operator, coalesced
 
 
 class FilterExec(Operator):
@@ -20,6 +20,9 @@ class FilterExec(Operator):
         self.predicate = lower(node.condition)
 
     def execute(self, partition: int, ctx: ExecContext) -> Iterator[pa.RecordBatch]:
+        return coalesced(self._filtered(partition, ctx), max(1, ctx.batch_size // 4))
+
+    def _filtered(self, partition: int, ctx: ExecContext) -> Iterator[pa.RecordBatch]:
         for batch in self.children[0].execute(partition, ctx):
             mask = as_array(self.predicate(batch), batch.num_rows, pa.bool_())
             out = batch.filter(pc.fill_null(mask, False))

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from executor.context import ExecContext
 from executor.eval import evaluate
 from executor.ir import relations as rel
-from executor.operators.base import Operator
+from executor.operators.base import Operator, coalesced
 
 TABLE_SLOTS = 1 << 25
 """Largest value range looked up through a bit table without regard to the value count."""
@@ -91,6 +91,9 @@ class KeyFilterExec(Operator):
         return lookups
 
     def execute(self, partition: int, ctx: ExecContext) -> Iterator[pa.RecordBatch]:
+        return coalesced(self._filtered(partition, ctx), max(1, ctx.batch_size // 4))
+
+    def _filtered(self, partition: int, ctx: ExecContext) -> Iterator[pa.RecordBatch]:
         lookups: list[_Lookup] | None = None
         tested = kept = 0
         for batch in self.children[0].execute(partition, ctx):
