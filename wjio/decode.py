@@ -12,17 +12,19 @@ reader's own rule (:func:`wjio.ranges.column_chunk_range`); beyond ``e`` the rea
 itself. A chunk outside the fetched ranges is an error, never other memory or zeros: it would
 mean the range plan is wrong.
 
-A row group's columns are decoded in units (:class:`DecodeUnit`), each as soon as the ranges
-holding its chunks have arrived, then put side by side, filtered and projected. Columns the
-scan chose to read as dictionaries are decoded so, and back to plain values after filtering
-(:mod:`wjio.dictionary`). In a large row group, polars decodes the columns it decodes exactly
-(:mod:`wjio.polars_decode`), from an image holding only their fetched chunks.
+A large row group's columns are decoded in units (:class:`DecodeUnit`), each as soon as the
+ranges holding its chunks have arrived, then put side by side, filtered and projected. Small
+row groups are decoded once fetched, several of one object at a time
+(:func:`decode_row_groups`). Columns the scan chose to read as dictionaries are decoded so,
+and back to plain values after filtering (:mod:`wjio.dictionary`). polars decodes the columns
+it decodes exactly (:mod:`wjio.polars_decode`), from an image holding only their fetched
+chunks (of one large row group, or of all the small ones decoded together).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -215,15 +217,18 @@ def decode_chunks(
     columns: Sequence[DecodeColumn],
     large: bool,
     dictionary: Collection[str] = (),
+    leaves: Collection[int] = (),
 ) -> pa.Table:
     """Decode ``columns`` of one row group from ``pieces`` (start, bytes) of the object, those
     named in ``dictionary`` as Arrow dictionaries.
 
     In a ``large`` row group, the columns polars decodes exactly are decoded by polars
     (:mod:`wjio.polars_decode`, two to three times faster than pyarrow), and pyarrow decodes
-    the rest with threads. Columns whose chunks lie in the same piece are decoded by one
-    pyarrow call; in a small row group on one thread (the hand-off costs more than it saves,
-    as row groups already decode in parallel)."""
+    the rest with threads; ``leaves``: the leaf columns of all the columns the scan decodes,
+    for which the footer is walked once for all its images (:func:`image_leaves`). Columns
+    whose chunks lie in the same piece are decoded by one pyarrow call; in a small row group
+    on one thread (the hand-off costs more than it saves, as row groups already decode in
+    parallel)."""
     name = str(footer.path)
     md = footer.metadata
     rg = md.row_group(row_group)
@@ -232,16 +237,19 @@ def decode_chunks(
                          for i in col.leaves] for col in columns}
     tables: list[pa.Table] = []
     if large:
-        chunks = []
+        names, chunks = [], []
         for col in polars_decode.polars_columns(footer, row_group, columns, dictionary):
             (r,) = ranges[col.name]
             held = fetched.slices(r)
             if held is not None:
-                chunks.append((col.name, col.leaves[0], r, held))
-        table = polars_decode.decode(footer, row_group, chunks) if chunks else None
-        if table is not None and table.num_columns:
-            tables.append(table)
-            done = set(table.column_names)
+                names.append(col.name)
+                chunks.append((col.leaves[0], r, held))
+        decoded = (polars_decode.decode(footer, names, [(row_group, chunks)],
+                                        {*leaves, *(c[0] for c in chunks)}) if chunks
+                   else None)
+        if decoded is not None and decoded[0].num_columns:
+            tables.append(decoded[0])
+            done = set(decoded[0].column_names)
             columns = [c for c in columns if c.name not in done]
     reads: dict[int, list[DecodeColumn]] = {}
     own: list[tuple[pa.Buffer, list[DecodeColumn]]] = []
@@ -297,13 +305,14 @@ Units = Sequence[tuple[Sequence[tuple[int, Piece]], Sequence[DecodeColumn]]]
 
 def decode_units(
     footer: Footer, row_group: int, units: Units, large: bool,
-    dictionary: Collection[str] = (),
+    dictionary: Collection[str] = (), leaves: Collection[int] = (),
 ) -> list[pa.Table]:
     """The units of one row group ready at the same time, decoded together by one
     :func:`decode_chunks` in one hand-off to a thread."""
     pieces = {start: data for unit_pieces, _ in units for start, data in unit_pieces}
     columns = [c for _, unit_columns in units for c in unit_columns]
-    return [decode_chunks(footer, row_group, list(pieces.items()), columns, large, dictionary)]
+    return [decode_chunks(footer, row_group, list(pieces.items()), columns, large, dictionary,
+                          leaves)]
 
 
 def decode_row_group(
@@ -316,12 +325,94 @@ def decode_row_group(
     output: pa.Schema,
     decoded: Sequence[pa.Table] = (),
     dictionary: Mapping[str, pa.DataType] | None = None,
+    leaves: Collection[int] = (),
 ) -> pa.Table:
     """The last units of a row group: decode them and :func:`finish_row_group` with the
     tables ``decoded`` from its earlier units, in one hand-off to a thread. ``dictionary``:
-    the columns decoded as dictionaries, with the plain type each becomes."""
-    tables = [*decoded, *decode_units(footer, row_group, units, large, dictionary or ())]
+    the columns decoded as dictionaries, with the plain type each becomes; ``leaves``: as for
+    :func:`decode_chunks`."""
+    tables = [*decoded, *decode_units(footer, row_group, units, large, dictionary or (),
+                                      leaves)]
     return finish_row_group(tables, partition, predicate, output, dictionary)
+
+
+def image_leaves(columns: Sequence[DecodeColumn]) -> frozenset[int]:
+    """The leaf columns whose chunks images of a scan of ``columns`` may place: the footer is
+    walked once for them (:meth:`wjio.footer.Footer.layout`)."""
+    return frozenset(leaf for c in columns for leaf in c.leaves)
+
+
+@dataclass(frozen=True)
+class FetchedRowGroup:
+    """A small row group whose ranges have all arrived, with what finishing it takes."""
+
+    row_group: int
+    pieces: Sequence[tuple[int, Piece]]
+    """The fetched ranges and the chunks at hand in the footer's tail: (start, bytes)."""
+    partition: dict[str, pa.Scalar]
+    row_filter: RowFilter | None
+
+
+def decode_row_groups(
+    footer: Footer,
+    columns: Sequence[DecodeColumn],
+    fetched: Sequence[FetchedRowGroup],
+    output: pa.Schema,
+    dictionary: Mapping[str, pa.DataType] | None = None,
+    polars: bool = True,
+) -> list[tuple[pa.Table, int]]:
+    """Small row groups of one object, all fetched, decoded in one hand-off to a thread, each
+    then finished (:func:`finish_row_group`): for each row group, in order, its table and the
+    bytes the table holds.
+
+    With ``polars``, the columns polars decodes exactly in every one of them are decoded by one
+    polars read of an image of them all (:func:`wjio.polars_decode.decode`: its fixed cost is
+    paid once); the others, all of them without ``polars``, and all of them if polars fails,
+    by pyarrow, one row group at a time. ``dictionary``: the columns decoded as dictionaries,
+    with the plain type each becomes."""
+    name = str(footer.path)
+    md = footer.metadata
+    wanted = {c.name: c for c in columns} if polars else {}
+    held: list[dict[str, tuple[int, ByteRange, list[memoryview]]]] = []
+    for item in fetched:
+        rg = md.row_group(item.row_group)
+        bytes_at_hand = FetchedBytes(name, item.pieces)
+        chunks = {}
+        for col in polars_decode.polars_columns(footer, item.row_group, wanted.values(),
+                                                dictionary or ()):
+            r = column_chunk_range(rg.column(col.leaves[0]), footer.info.size, md.created_by)
+            views = bytes_at_hand.slices(r)
+            if views is not None:
+                chunks[col.name] = (col.leaves[0], r, views)
+        held.append(chunks)
+        wanted = {n: c for n, c in wanted.items() if n in chunks}
+    names = list(wanted)
+    decoded = None
+    if names:
+        decoded = polars_decode.decode(
+            footer, names, [(item.row_group, [chunks[n] for n in names])
+                            for item, chunks in zip(fetched, held, strict=True)],
+            image_leaves(columns))
+    out = []
+    for i, item in enumerate(fetched):
+        tables, rest = [], list(columns)
+        if decoded is not None and decoded[i].num_columns:
+            tables.append(decoded[i])
+            done = set(decoded[i].column_names)
+            rest = [c for c in columns if c.name not in done]
+        if rest or not tables:
+            tables.append(decode_chunks(footer, item.row_group, item.pieces, rest, False,
+                                        dictionary or ()))
+        table = finish_row_group(tables, item.partition, item.row_filter, output, dictionary)
+        out.append((table, table.nbytes))
+    return out
+
+
+def sized(decode: Callable[..., pa.Table], *args) -> tuple[pa.Table, int]:
+    """``decode(*args)`` and the bytes its table holds, measured on the decode thread (not on
+    the event-loop thread, where it waits for the GIL behind the decodes)."""
+    table = decode(*args)
+    return table, table.nbytes
 
 
 def _side_by_side(tables: list[pa.Table]) -> pa.Table:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import struct
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from functools import cache, cached_property
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -50,11 +51,19 @@ class Footer:
     def path(self) -> S3Path:
         return self.info.path
 
-    @cached_property
-    def layout(self) -> FooterLayout:
-        """Where the parts of the metadata lie, for row-group images (walked on first use;
+    _layouts: dict[frozenset[int], FooterLayout] = field(
+        default_factory=dict, compare=False, repr=False)
+
+    def layout(self, leaves: Collection[int]) -> FooterLayout:
+        """Where the parts of the metadata lie, for row-group images placing chunks of
+        ``leaves`` (walked on first use, then kept: two threads asking at once may both walk;
         raises :class:`~wjio.row_group_image.ThriftError` if the footer cannot be walked)."""
-        return footer_layout(bytes(self.footer_only[len(MAGIC) : -_TAIL]))
+        key = frozenset(leaves)
+        found = self._layouts.get(key)
+        if found is None:
+            found = self._layouts[key] = footer_layout(
+                bytes(self.footer_only[len(MAGIC) : -_TAIL]), key)
+        return found
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,11 @@ Phases of one scan:
    row group the coalesced/split byte ranges of the needed column chunks, in file order;
 4. **fetch + decode**: row groups are fetched in order, many ranges in flight across files
    (up to a window of bytes, so row groups arrive in turn), each row group reserving its bytes
-   from the memory budget first; a row group's columns are decoded in a thread as soon as the
-   ranges holding them have arrived (by polars where it decodes a large row group's columns
-   exactly, else by pyarrow); batches are yielded in order.
+   from the memory budget first; a large row group's columns are decoded in a thread as soon
+   as the ranges holding them have arrived, a small row group once all its ranges have, in a
+   batch with the others of its file waiting for a decode thread
+   (:mod:`wjio.decode_queue`); polars decodes the columns it decodes exactly, pyarrow the
+   rest; batches are yielded in order, row group by row group.
 
 Every GET after the footer carries ``If-Match`` with the footer's ETag, so an object replaced
 mid-scan fails loudly instead of mixing versions.
@@ -24,8 +26,7 @@ import functools
 import operator
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,12 +45,16 @@ from wjio.dataset import (
 from wjio.decode import (
     DecodeColumn,
     DecodeUnit,
+    FetchedRowGroup,
     decode_columns,
     decode_pool,
     decode_row_group,
     decode_units,
+    image_leaves,
     plan_units,
+    sized,
 )
+from wjio.decode_queue import DecodeQueue
 from wjio.dictionary import (
     Conjunct,
     RowFilter,
@@ -59,17 +64,22 @@ from wjio.dictionary import (
 )
 from wjio.footer import Footer, Tail, read_footer
 from wjio.options import ScanOptions, StoreOptions
-from wjio.ranges import ByteRange, column_chunk_range, plan_fetch
+from wjio.ranges import ByteRange, column_chunk_range, plan_fetch, split
 from wjio.stats import ScanStats
 from wjio.store import S3Store, shared_store
 from wjio.tasks import gather_all
 from wjio.uri import S3Path
 
-# From this many uncompressed bytes a row group is large: polars decodes the columns it decodes
-# exactly and pyarrow the rest with threads (wjio.decode.decode_chunks). Below it, pyarrow on
-# one thread: polars' fixed cost per read (footer parse, query set-up) and Arrow's per-column
-# tasks cost more than they save (measured: 32 tiny row groups 39 ms vs 45 ms with threads).
+# From this many uncompressed bytes a row group is large: each of its columns is decoded as soon
+# as the ranges holding it have arrived, polars decoding those it decodes exactly and pyarrow
+# the rest with threads (wjio.decode.decode_chunks). Below it, a row group waits for all its
+# ranges and then in the decode queue, which decodes the row groups ready together in one call
+# (wjio.decode_queue): polars' fixed cost per read (~1-2 ms) is paid once per batch.
 _LARGE_ROW_GROUP_BYTES = 4 * 1024 * 1024
+# The largest batch of small row groups (uncompressed bytes); its row groups' tables share its
+# buffers until the last of them is consumed.
+_BATCH_BYTES = 64 * 1024 * 1024
+_PREPARE_AFTER_S = 0.003
 
 
 @dataclass(frozen=True)
@@ -293,6 +303,7 @@ class ParquetScan:
                                      prune, dictionary, file_filter, prove)
         if self.part is not None:
             tasks = tasks[self.part[0]::self.part[1]]
+        tasks = self._spread(tasks, columns, projection)
         self.stats.bytes_needed = sum(t.needed_bytes for t in tasks)
         self._tails.clear()  # tasks keep views of the chunks they use; the rest can go
         return ScanPlan(schema, projection, expr, row_filter, tuple(tasks), tuple(files),
@@ -461,6 +472,28 @@ class ParquetScan:
             )
         return tasks
 
+    def _spread(self, tasks: list[RowGroupTask], columns: tuple[DecodeColumn, ...],
+                projection: Projection) -> list[RowGroupTask]:
+        """Split the ranges of a scan that fetches little into pieces over as many connections
+        as full-size requests of a large scan fill (``bytes_in_flight // range_size_limit``):
+        each range is on one connection, so the largest one, not the link, would set the time
+        of a small scan. Pieces are kept to at least ``min_range_size``."""
+        o = self.options
+        links = max(1, o.bytes_in_flight // o.range_size_limit)
+        limit = max(o.min_range_size, -(-sum(r.size for t in tasks for r in t.fetch) // links))
+        out = []
+        for t in tasks:
+            if all(r.size <= limit for r in t.fetch):
+                out.append(t)
+                continue
+            fetch = tuple(piece for r in t.fetch for piece in split(r, limit))
+            md = t.footer.metadata
+            rg = md.row_group(t.row_group)
+            by_leaf = {col: column_chunk_range(rg.column(col), t.footer.info.size, md.created_by)
+                       for col in projection.chunk_columns}
+            out.append(replace(t, fetch=fetch, units=plan_units(columns, by_leaf, fetch)))
+        return out
+
     # -- execution ---------------------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[pa.RecordBatch]:
@@ -518,23 +551,38 @@ class _Pipeline:
         self.requests = asyncio.Semaphore(self.options.concurrency)
         # FIFO in plan order: requests start in row-group order, so row groups arrive in turn.
         self.in_flight = MemoryBudget(self.options.bytes_in_flight)
+        self.pool = decode_pool(self.options.decode_threads)
+        self.leaves = image_leaves(plan.columns)
+        # Batches decoded at once: half the decode threads, as polars decodes each batch on
+        # threads of its own (one per core).
+        self.small = DecodeQueue(self.pool, max(1, self.options.decode_threads // 2),
+                                 _BATCH_BYTES, plan.columns, plan.projection.output)
 
     async def run(self) -> AsyncIterator[pa.Table]:
         queue: asyncio.Queue[asyncio.Task | None] = asyncio.Queue()
-        pool = decode_pool(self.options.decode_threads)
         # Tasks not yet consumed (to cancel them on close). A consumed task leaves this set:
         # a finished task holds its decoded table, which must not outlive its turn.
         started: set[asyncio.Task] = set()
 
         async def produce() -> None:
-            for task in self.plan.tasks:
+            for order, task in enumerate(self.plan.tasks):
                 await self.budget.acquire(task.reserve_bytes)
-                t = asyncio.create_task(self._fetch_and_decode(task, pool))
+                t = asyncio.create_task(self._fetch_and_decode(order, task))
                 started.add(t)
                 await queue.put(t)
             await queue.put(None)
 
         producer = asyncio.create_task(produce())
+        # Walk the footers for images once the first requests are out (they take ~1 ms to
+        # send; the walk, on a decode thread, would slow that down) and long before their
+        # answers come back (a first-byte latency later).
+        small: dict[S3Path, tuple[Footer, int]] = {}
+        for t in self.plan.tasks:
+            if t.uncompressed_bytes < _LARGE_ROW_GROUP_BYTES:
+                _, size = small.get(t.footer.path, (t.footer, 0))
+                small[t.footer.path] = (t.footer, size + t.uncompressed_bytes)
+        prepare = asyncio.get_running_loop().call_later(
+            _PREPARE_AFTER_S, self.small.prepare, list(small.values()))
         try:
             while True:
                 getter = asyncio.ensure_future(queue.get())
@@ -558,58 +606,73 @@ class _Pipeline:
             self.stats.peak_memory = max(self.stats.peak_memory, self.budget.peak)
         finally:
             self.stats.peak_memory = max(self.stats.peak_memory, self.budget.peak)
+            prepare.cancel()
             producer.cancel()
             for t in started:
                 t.cancel()
             await asyncio.gather(producer, *started, return_exceptions=True)
 
-    async def _fetch_and_decode(
-        self, task: RowGroupTask, pool: ThreadPoolExecutor
-    ) -> tuple[pa.Table, int]:
-        footer = task.footer
-        plan = self.plan
-        loop = asyncio.get_running_loop()
-        large = task.uncompressed_bytes >= _LARGE_ROW_GROUP_BYTES
+    async def _fetch_and_decode(self, order: int, task: RowGroupTask) -> tuple[pa.Table, int]:
         # Started in plan order, so the in-flight window admits row groups in turn.
-        gets = [asyncio.ensure_future(self._get(footer, r)) for r in task.fetch]
+        gets = [asyncio.ensure_future(self._get(task.footer, r)) for r in task.fetch]
         earlier: list[asyncio.Future[list[pa.Table]]] = []
         try:
-            # Units whose ranges have all arrived go to a thread together (one hand-off when
-            # everything lands at once); the last of them also finishes the row group.
-            pending = list(task.units)
-            while True:
-                ready = [u for u in pending if all(gets[i].done() for i in u.fetch)]
-                if not ready:
-                    waiting = {gets[i] for u in pending for i in u.fetch if not gets[i].done()}
-                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                    for d in done:
-                        d.result()  # a failed request fails the row group at once
-                    continue
-                pending = [u for u in pending if u not in ready]
-                batch = [(self._pieces(task, u, gets), u.columns) for u in ready]
-                if pending:
-                    earlier.append(loop.run_in_executor(
-                        pool, decode_units, footer, task.row_group, batch, large,
-                        task.dictionary))
-                    continue
-                decoded = [t for tables in await asyncio.gather(*earlier) for t in tables]
-                table = await loop.run_in_executor(
-                    pool, decode_row_group, footer, task.row_group, batch, large,
-                    task.partition, task.row_filter, plan.projection.output, decoded,
-                    task.dictionary,
-                )
-                break
+            if task.uncompressed_bytes < _LARGE_ROW_GROUP_BYTES:
+                table, decoded_bytes = await self._decode_small(order, task, gets)
+            else:
+                table, decoded_bytes = await self._decode_large(task, gets, earlier)
         finally:
             for f in (*gets, *earlier):
                 f.cancel()
             await asyncio.gather(*gets, *earlier, return_exceptions=True)
         # The fetched buffers are gone; hold what the decoded table really takes instead.
-        decoded_bytes = table.nbytes
         if decoded_bytes > task.reserve_bytes:
             self.budget.add(decoded_bytes - task.reserve_bytes)
         elif decoded_bytes < task.reserve_bytes:
             self.budget.release(task.reserve_bytes - decoded_bytes)
         return table, decoded_bytes
+
+    async def _decode_small(self, order: int, task: RowGroupTask,
+                            gets: list[asyncio.Future[list[bytes]]]) -> tuple[pa.Table, int]:
+        """Wait for all of the row group's ranges, then for its turn in the decode queue."""
+        bodies = await asyncio.gather(*gets)  # a failed request fails the row group at once
+        pieces = [(r.start, body) for r, body in zip(task.fetch, bodies, strict=True)]
+        fetched = FetchedRowGroup(task.row_group, pieces + list(task.local), task.partition,
+                                  task.row_filter)
+        return await self.small.decode(order, task.footer, fetched, task.dictionary,
+                                       task.uncompressed_bytes)
+
+    async def _decode_large(self, task: RowGroupTask, gets: list[asyncio.Future[list[bytes]]],
+                            earlier: list[asyncio.Future[list[pa.Table]]]
+                            ) -> tuple[pa.Table, int]:
+        """Decode each unit of the row group as soon as its ranges have arrived."""
+        footer = task.footer
+        plan = self.plan
+        loop = asyncio.get_running_loop()
+        # Units whose ranges have all arrived go to a thread together (one hand-off when
+        # everything lands at once); the last of them also finishes the row group.
+        pending = list(task.units)
+        while True:
+            ready = [u for u in pending if all(gets[i].done() for i in u.fetch)]
+            if not ready:
+                waiting = {gets[i] for u in pending for i in u.fetch if not gets[i].done()}
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for d in done:
+                    d.result()  # a failed request fails the row group at once
+                continue
+            pending = [u for u in pending if u not in ready]
+            batch = [(self._pieces(task, u, gets), u.columns) for u in ready]
+            if pending:
+                earlier.append(loop.run_in_executor(
+                    self.pool, decode_units, footer, task.row_group, batch, True,
+                    task.dictionary, self.leaves))
+                continue
+            decoded = [t for tables in await asyncio.gather(*earlier) for t in tables]
+            return await loop.run_in_executor(
+                self.pool, sized, decode_row_group, footer, task.row_group, batch, True,
+                task.partition, task.row_filter, plan.projection.output, decoded,
+                task.dictionary, self.leaves,
+            )
 
     @staticmethod
     def _pieces(

@@ -110,6 +110,8 @@ def test_units_at_hand_decode_before_the_rest_arrives(put, prefix, monkeypatch):
     # at hand and decodes first, alone; the others follow once fetched.
     tail_from = column_chunk_range(last.column(md.num_columns - 1), len(data), md.created_by)
     uri = put(prefix + "f.parquet", data)
+    # (units are decoded early in large row groups; a small one waits for all its ranges)
+    monkeypatch.setattr(scan_module, "_LARGE_ROW_GROUP_BYTES", 0)
     early = []
     real = scan_module.decode_units
     monkeypatch.setattr(scan_module, "decode_units",
@@ -187,4 +189,6 @@ def test_scans_share_the_decode_threads(put, prefix):
     threads = {t.ident for t in threading.enumerate() if t.name.startswith("wjio-decode-3")}
     wjio.ParquetScan(uri, options=options).to_table()
     again = {t.ident for t in threading.enumerate() if t.name.startswith("wjio-decode-3")}
-    assert threads and again == threads
+    # (the pool starts its threads as work comes: the second scan may start one more of them)
+    pool_threads = {t.ident for t in decode_pool(3)._threads}
+    assert threads and threads <= again <= pool_threads and len(pool_threads) <= 3

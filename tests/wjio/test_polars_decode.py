@@ -82,10 +82,10 @@ def polars_used(monkeypatch):
     real = polars_decode.decode
 
     def spy(*args):
-        table = real(*args)
-        if table is not None:
+        tables = real(*args)
+        for table in tables or ():
             used.extend(table.column_names)
-        return table
+        return tables
 
     monkeypatch.setattr(polars_decode, "decode", spy)
     return used
@@ -146,7 +146,7 @@ def test_image_reads_as_its_row_group(write_opts):
         for name in names:
             r = column_chunk_range(rg.column(leaves[name]), len(data), md.created_by)
             chunks.append((leaves[name], r, [memoryview(data)[r.start : r.end]]))
-        one = image(footer.layout, g, rg.num_rows, chunks)
+        one = image(footer.layout(leaves.values()), [(g, rg.num_rows, chunks)])
         assert len(one) < len(data) // 2  # only these chunks and the footer
         # pyarrow, not the decoder the image is made for, reads it as that row group
         assert pq.read_metadata(pa.BufferReader(one)).num_row_groups == 1
@@ -154,13 +154,41 @@ def test_image_reads_as_its_row_group(write_opts):
         assert got.equals(_local(data, names).slice(g * 1_000, 1_000))
 
 
+@pytest.mark.parametrize("order", [[3, 0, 2], [*range(19, -1, -1)]], ids=["three", "twenty"])
+def test_image_of_several_row_groups_reads_as_them_in_its_order(order):
+    # (twenty: a list of 15 or more row groups has a long header)
+    data = parquet_bytes(_table(19_500), row_group_size=1_000)  # the last one is smaller
+    footer = footer_of(data)
+    md = footer.metadata
+    names = ["i64", "s", "dec"]
+    leaves = {md.schema.column(i).path: i for i in range(md.num_columns)}
+    layout = footer.layout([leaves[n] for n in names])
+    parts = []
+    for g in order:
+        rg = md.row_group(g)
+        chunks = []
+        for name in names:
+            r = column_chunk_range(rg.column(leaves[name]), len(data), md.created_by)
+            chunks.append((leaves[name], r, [data[r.start : r.end]]))
+        parts.append((g, rg.num_rows, chunks))
+    got = pq.read_table(pa.BufferReader(image(layout, parts)), columns=names)
+    whole = _local(data, names)
+    assert got.equals(pa.concat_tables([whole.slice(g * 1_000, 1_000) for g in order]))
+    assert got.num_rows == sum(md.row_group(g).num_rows for g in order)
+    assert pq.read_metadata(pa.BufferReader(image(layout, parts))).num_row_groups == len(order)
+    # a chunk of a column the layout was not walked for cannot be placed
+    r = column_chunk_range(md.row_group(0).column(leaves["f64"]), len(data), md.created_by)
+    with pytest.raises(ValueError, match="not one the footer layout places"):
+        image(layout, [(0, 1_000, [(leaves["f64"], r, [data[r.start : r.end]])])])
+
+
 def test_footer_that_does_not_walk_is_refused():
     data = parquet_bytes(_table(100))
     raw = bytes(footer_of(data).footer_only[4:-8])
-    assert footer_layout(raw).row_groups
+    assert footer_layout(raw, {0}).row_groups
     for cut in (raw[:-1], raw[: len(raw) // 2], raw + b"\x00"):
         with pytest.raises(ThriftError):
-            footer_layout(cut)
+            footer_layout(cut, {0})
 
 
 def test_chunk_outside_the_fetched_ranges_is_left_to_pyarrow():

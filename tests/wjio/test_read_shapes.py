@@ -140,12 +140,12 @@ def test_row_groups_the_statistics_prove_are_not_filtered(put, prefix, monkeypat
                                                           filtered):
     """A row group whose statistics prove the filter true on every row is not filtered (its
     rows are all kept); the others are, and the result equals pyarrow's."""
-    from wjio import scan as scan_module
+    from wjio import decode_queue
 
     seen = []
-    real = scan_module.decode_row_group
-    monkeypatch.setattr(scan_module, "decode_row_group", lambda *a: seen.append(
-        (a[1], a[5] is not None)) or real(*a))  # (row group, its row filter)
+    real = decode_queue.decode_row_groups
+    monkeypatch.setattr(decode_queue, "decode_row_groups", lambda *a: seen.extend(
+        (f.row_group, f.row_filter is not None) for f in a[2]) or real(*a))
     table = _wide_table(8_000)
     data = parquet_bytes(table, row_group_size=1_000)
     scan = wjio.ParquetScan(put(prefix + "f.parquet", data), columns=["id", "opt"],
