@@ -69,6 +69,7 @@ from executor.errors import ExecutorError
 from executor.exchange import Exchange
 from executor.ir import relations as rel
 from executor.ir import serde
+from executor.ir.node import Node
 from executor.sources import TableSource, WjioSource
 from executor.stages import ExchangeFactory, StageRunner, TaskEvent, run_parallel
 from wjio import errors as store_errors
@@ -166,20 +167,24 @@ class QueryExchanges(ExchangeFactory):
 
 
 def input_tables(plan: rel.Relation) -> list[str]:
-    """The table URIs the plan scans (subquery plans included), in first-seen order."""
+    """The table URIs the plan scans (subquery plans included), in first-seen order: a walk
+    of every node's fields (not of the plan's JSON, which is built once per run, for
+    ``plan.json``; building it again here cost a few ms before the first task)."""
     seen: dict[str, None] = {}
+    visited: set[int] = set()  # a subtree shared by several parents is walked once
 
     def visit(value: Any) -> None:
-        if isinstance(value, dict):
-            if value.get("node") == "Scan":
-                seen.setdefault(value["table"], None)
-            for v in value.values():
-                visit(v)
-        elif isinstance(value, list):
+        if isinstance(value, tuple):
             for v in value:
                 visit(v)
+        elif isinstance(value, Node) and id(value) not in visited:
+            visited.add(id(value))
+            if isinstance(value, rel.Scan):
+                seen.setdefault(value.table, None)
+            for v in value.field_values().values():
+                visit(v)
 
-    visit(serde.encode(plan))
+    visit(plan)
     return list(seen)
 
 
