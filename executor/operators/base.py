@@ -67,8 +67,14 @@ def batches_of(table: pa.Table, schema: pa.Schema, size: int) -> Iterator[pa.Rec
             yield conform(b, schema)
 
 
+COALESCE_BATCHES = 16
+"""The most batches :func:`coalesced` joins: a consumer that needs few rows (a limit above a
+selective filter) waits for at most this many input batches, not for ``rows`` matches."""
+
+
 def coalesced(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
-    """``batches`` in order, those of fewer than ``rows`` rows joined until they reach it.
+    """``batches`` in order, those of fewer than ``rows`` rows joined until they reach it (or
+    :data:`COALESCE_BATCHES` of them are held).
 
     A selective filter or join leaves many small batches (q03's lineitem stage on SF1: ~450
     of at most 150 rows per run), and every operator after it pays its per-batch cost for
@@ -88,7 +94,7 @@ def coalesced(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Recor
             continue
         held.append(batch)
         count += batch.num_rows
-        if count >= rows:
+        if count >= rows or len(held) >= COALESCE_BATCHES:
             yield _joined(held)
             held, count = [], 0
     if held:

@@ -13,7 +13,8 @@ from executor import ir, run, run_parallel
 from executor.errors import ExchangeError
 from executor.exchange import InMemoryExchange
 from executor.hashing import partition_ids
-from executor.stages import coalesced, cut, task_count
+from executor.operators.base import COALESCE_BATCHES, coalesced
+from executor.stages import cut, task_count
 from tests.executor.conftest import col
 
 I64, D = pa.int64(), pa.decimal128(12, 2)
@@ -169,6 +170,10 @@ def test_small_output_batches_are_joined_in_order():
     assert out[1] is given[2]
     assert [v for b in out for v in b.column(0).to_pylist()] == list(range(24))
     assert list(coalesced(iter([]), 5)) == []
+    # at most COALESCE_BATCHES are held: a limit above a selective filter waits for no more
+    ones = [batch(i, 1) for i in range(2 * COALESCE_BATCHES + 1)]
+    assert [b.num_rows for b in coalesced(iter(ones), 10 ** 6)] == \
+        [COALESCE_BATCHES, COALESCE_BATCHES, 1]
 
 
 def test_hash_partitioning_is_deterministic_and_value_based():
