@@ -2,7 +2,7 @@
 
     python -m tools.bench.checkpoint_bench [--scale 1] [--parts 8] [--queries 1,3,5,9,18]
         [--runs 3] [--kill-at 0.7] [--inline-max BYTES] [--server s3server|rig]
-        [--out bench-results]
+        [--wj-python PYTHON] [--out bench-results]
 
 TPC-H through a local S3 endpoint: ``--server s3server`` (the default) is tools/s3server.py
 over a temporary directory (files served with ``sendfile``; ``If-None-Match`` and multipart
@@ -19,18 +19,21 @@ process, with the same physical plan and the same inputs on that endpoint:
   process's local copies of what it committed, or with ranged GETs);
 
 median of ``--runs`` after a warm-up of each, in wall time and in CPU time (this process
-plus the endpoint's server when it runs here: on a shared machine CPU time moves less with the
-other load than wall time does; the load average is recorded too). Then, per query, in
+plus the endpoint's server when it runs here: on a shared machine CPU time moves less with
+the other load than wall time does; the load average is recorded too). Then, per query, in
 fresh processes (``wj resume`` on a fresh root, as after a cluster loss), ``--process-runs``
 times each and alternating: an uninterrupted run, and a run killed (SIGKILL of the process
 group) once ``--kill-at`` of its tasks have committed and finished by ``wj resume`` -- the
 median resume time is compared with the median uninterrupted run (a fresh process has no
-local copies: it reads the store). Bytes and objects written per query come from ``wj
-status`` (the store's listing: data objects and commit records, which carry the outputs of
-at most ``inline_max`` bytes). The requests the checkpoint itself makes (``plan.json``, data
-objects, commit records, the result; not the scans' reads, nor the inputs' listing, which
-``plan.json`` takes from the scans' own) are counted by method in one more checkpointed run
-through the shaping proxy (tools/proxy.py, no shaping), untimed.
+local copies: it reads the store). ``--wj-python`` runs those processes with another
+interpreter: a venv with the product installed as a user installs it (``pip install .``,
+without the dev extras, so without pandas, which pyarrow imports on first use when present).
+Bytes and objects written per query come from ``wj status`` (the store's listing: data
+objects and commit records, which carry the outputs of at most ``inline_max`` bytes). The
+requests the checkpoint itself makes (``plan.json``, data objects, commit records, the
+result; not the scans' reads, nor the inputs' listing, which ``plan.json`` takes from the
+scans' own) are counted by method in one more checkpointed run through the shaping proxy
+(tools/proxy.py, no shaping), untimed.
 ``--inline-max`` sets ``CheckpointOptions.inline_max`` of the in-process runs (0: every
 output in a data object, as before inline records); the ``wj resume`` processes use the
 default. The product's modules are compiled to
@@ -73,8 +76,17 @@ def _cpu_s(pid: int | None) -> float:
     return own + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+WJ_PYTHON = sys.executable
+"""The interpreter of the fresh ``wj`` processes (``--wj-python``)."""
+
+
+def _has_pandas(python: str) -> bool:
+    """Whether ``python`` can import pandas (which pyarrow then imports in every process)."""
+    return subprocess.run([python, "-c", "import pandas"], capture_output=True).returncode == 0
+
+
 def _wj(*argv: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    p = subprocess.run([sys.executable, "-m", "spark_conf.entry", *argv],
+    p = subprocess.run([WJ_PYTHON, "-m", "spark_conf.entry", *argv],
                        capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0:
         raise SystemExit(f"checkpoint_bench: wj {argv[0]} failed:\n{p.stderr[-3000:]}")
@@ -129,7 +141,7 @@ def _kill_and_resume(query, kill_at: float) -> dict:
 
     root = query.root.uri
     tasks = sum(stage_totals(query))
-    child = subprocess.Popen([sys.executable, "-m", "spark_conf.entry", "resume", root,
+    child = subprocess.Popen([WJ_PYTHON, "-m", "spark_conf.entry", "resume", root,
                               "--format", "csv"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
@@ -168,9 +180,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server", choices=("s3server", "rig"), default="s3server",
                     help="the local S3 endpoint when AWS_ENDPOINT_URL is not set (default "
                          "s3server: tools/s3server.py; rig: MinIO or moto's server)")
+    ap.add_argument("--wj-python", default=sys.executable,
+                    help="interpreter of the fresh `wj resume` processes (default: this one), "
+                         "e.g. a venv with the product installed without the dev extras: "
+                         "pyarrow imports pandas on first use when it is installed (~0.25 s "
+                         "of every fresh process; pandas comes with the dev extras only)")
     ap.add_argument("--data-dir", type=Path)
     ap.add_argument("--out", type=Path, default=Path("bench-results"))
     args = ap.parse_args(argv)
+    global WJ_PYTHON
+    WJ_PYTHON = args.wj_python
 
     import pyarrow.parquet  # noqa: F401  (fail early without pyarrow)
 
@@ -194,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         CheckpointOptions(inline_max=args.inline_max)
     results: dict = {"scale": args.scale, "parts": args.parts, "runs": args.runs,
                      "inline_max": ck_options.inline_max,
-                     "process_runs": args.process_runs,
+                     "process_runs": args.process_runs, "wj_python": args.wj_python,
+                     "wj_python_has_pandas": _has_pandas(args.wj_python),
                      "kill_at": args.kill_at, "load_before": os.getloadavg()[0],
                      "queries": {}}
     server = None
@@ -291,7 +311,8 @@ def _markdown(r: dict) -> str:
              f"{r.get('inline_max', 0)} bytes); kill at "
              f"{r['kill_at']:.0%} of tasks committed, then `wj resume` (fresh processes; "
              f"uninterrupted and resume times are medians of {r.get('process_runs', 1)} "
-             f"alternating runs each). "
+             f"alternating runs each; `{r.get('wj_python', 'python')}`, "
+             f"{'with' if r.get('wj_python_has_pandas', True) else 'without'} pandas). "
              f"CPU: this process plus the store's server. Load average (1 min) "
              f"{r['load_before']:.1f} before, {r['load_after']:.1f} after.", "",
              "| query | in-memory s | checkpointed s | overhead | CPU overhead | tasks | "
