@@ -24,7 +24,7 @@ chunks (of one large row group, or of all the small ones decoded together).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -35,6 +35,7 @@ from wjio import errors, polars_decode
 from wjio.dictionary import RowFilter
 from wjio.footer import Footer
 from wjio.ranges import ByteRange, column_chunk_range
+from wjio.row_group_image import Chunk
 from wjio.threads import process_pool
 
 
@@ -237,14 +238,9 @@ def decode_chunks(
                          for i in col.leaves] for col in columns}
     tables: list[pa.Table] = []
     if large:
-        names, chunks = [], []
-        for col in polars_decode.polars_columns(footer, row_group, columns, dictionary):
-            (r,) = ranges[col.name]
-            held = fetched.slices(r)
-            if held is not None:
-                names.append(col.name)
-                chunks.append((col.leaves[0], r, held))
-        decoded = (polars_decode.decode(footer, names, [(row_group, chunks)],
+        at_hand = _polars_chunks(footer, row_group, fetched, columns, dictionary)
+        chunks = list(at_hand.values())
+        decoded = (polars_decode.decode(footer, list(at_hand), [(row_group, chunks)],
                                         {*leaves, *(c[0] for c in chunks)}) if chunks
                    else None)
         if decoded is not None and decoded[0].num_columns:
@@ -279,6 +275,23 @@ def decode_chunks(
             f"{name}: row group {row_group} does not decode: {e}", uri=name
         ) from e
     return tables[0] if len(tables) == 1 else _side_by_side(tables)
+
+
+def _polars_chunks(footer: Footer, row_group: int, fetched: FetchedBytes,
+                   columns: Iterable[DecodeColumn], dictionary: Collection[str]
+                   ) -> dict[str, Chunk]:
+    """Those of ``columns`` polars may decode in ``row_group``
+    (:func:`wjio.polars_decode.polars_columns`) whose chunk ``fetched`` holds, by name: the
+    chunk as an image places it."""
+    md = footer.metadata
+    rg = md.row_group(row_group)
+    out = {}
+    for col in polars_decode.polars_columns(footer, row_group, columns, dictionary):
+        r = column_chunk_range(rg.column(col.leaves[0]), footer.info.size, md.created_by)
+        views = fetched.slices(r)
+        if views is not None:
+            out[col.name] = (col.leaves[0], r, views)
+    return out
 
 
 def finish_row_group(
@@ -371,19 +384,11 @@ def decode_row_groups(
     by pyarrow, one row group at a time. ``dictionary``: the columns decoded as dictionaries,
     with the plain type each becomes."""
     name = str(footer.path)
-    md = footer.metadata
     wanted = {c.name: c for c in columns} if polars else {}
-    held: list[dict[str, tuple[int, ByteRange, list[memoryview]]]] = []
+    held: list[dict[str, Chunk]] = []
     for item in fetched:
-        rg = md.row_group(item.row_group)
-        bytes_at_hand = FetchedBytes(name, item.pieces)
-        chunks = {}
-        for col in polars_decode.polars_columns(footer, item.row_group, wanted.values(),
-                                                dictionary or ()):
-            r = column_chunk_range(rg.column(col.leaves[0]), footer.info.size, md.created_by)
-            views = bytes_at_hand.slices(r)
-            if views is not None:
-                chunks[col.name] = (col.leaves[0], r, views)
+        chunks = _polars_chunks(footer, item.row_group, FetchedBytes(name, item.pieces),
+                                wanted.values(), dictionary or ())
         held.append(chunks)
         wanted = {n: c for n, c in wanted.items() if n in chunks}
     names = list(wanted)
