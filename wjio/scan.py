@@ -102,6 +102,8 @@ class RowGroupTask:
     """Needed chunks already at hand in the footer's tail bytes: (offset, bytes)."""
     units: tuple[DecodeUnit, ...]
     """Columns decoded together, each as soon as its fetch ranges have arrived."""
+    chunk_ranges: dict[int, ByteRange]
+    """The byte range of each needed column chunk, by leaf column."""
     needed_bytes: int
     reserve_bytes: int
     """Fetched bytes plus the decoded size estimate (uncompressed size of the chunks)."""
@@ -303,7 +305,7 @@ class ParquetScan:
                                      prune, dictionary, file_filter, prove)
         if self.part is not None:
             tasks = tasks[self.part[0]::self.part[1]]
-        tasks = self._spread(tasks, columns, projection)
+        tasks = self._spread(tasks, columns)
         self.stats.bytes_needed = sum(t.needed_bytes for t in tasks)
         self._tails.clear()  # tasks keep views of the chunks they use; the rest can go
         return ScanPlan(schema, projection, expr, row_filter, tuple(tasks), tuple(files),
@@ -465,15 +467,15 @@ class ParquetScan:
             tasks.append(
                 RowGroupTask(
                     footer, rg_index, values, tuple(fetch), tuple(local),
-                    plan_units(columns, by_leaf, fetch),
+                    plan_units(columns, by_leaf, fetch), by_leaf,
                     sum(r.size for r in needed), fetch_bytes + uncompressed, uncompressed,
                     dictionary, None if rg_index in proven else row_filter,
                 )
             )
         return tasks
 
-    def _spread(self, tasks: list[RowGroupTask], columns: tuple[DecodeColumn, ...],
-                projection: Projection) -> list[RowGroupTask]:
+    def _spread(self, tasks: list[RowGroupTask], columns: tuple[DecodeColumn, ...]
+                ) -> list[RowGroupTask]:
         """Split the ranges of a scan that fetches little into pieces over as many connections
         as full-size requests of a large scan fill (``bytes_in_flight // range_size_limit``):
         each range is on one connection, so the largest one, not the link, would set the time
@@ -487,11 +489,7 @@ class ParquetScan:
                 out.append(t)
                 continue
             fetch = tuple(piece for r in t.fetch for piece in split(r, limit))
-            md = t.footer.metadata
-            rg = md.row_group(t.row_group)
-            by_leaf = {col: column_chunk_range(rg.column(col), t.footer.info.size, md.created_by)
-                       for col in projection.chunk_columns}
-            out.append(replace(t, fetch=fetch, units=plan_units(columns, by_leaf, fetch)))
+            out.append(replace(t, fetch=fetch, units=plan_units(columns, t.chunk_ranges, fetch)))
         return out
 
     # -- execution ---------------------------------------------------------------------------
